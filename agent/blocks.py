@@ -1,0 +1,204 @@
+"""The block cutter: the one place where events become model input.
+
+Training, offline scoring and the live agent all cut blocks here, with the parameters of a
+:class:`BlockSpec` that travels inside every model's manifest, so the agent cuts exactly the
+blocks its model was trained on.
+
+How a block is made (seed paper: Fejér & Antal):
+
+1. Wheel events are dropped: they carry no movement.
+2. The stream splits into sequences wherever the clock jumps by more than ``gap`` seconds
+   (an idle user) or runs backwards (a new recording, a clock reset).
+3. Each consecutive pair of events inside a sequence gives one sample of ``features``, e.g.
+   ``(dx/dt, dy/dt)``. ``dt`` at or below ``dt_min`` is read as ``dt_floor``: zero gaps are
+   common (Balabit: 14.5 %) and come from event batching, not from infinite speed.
+4. Samples are cut into blocks of ``size``. What is left of a sequence (fewer than ``size``
+   samples) is dropped, or with ``remainder="concatenate"`` appended to a carry that is cut
+   into blocks of its own as it fills up.
+
+:class:`BlockCutter` does this incrementally on chunks of any size; :func:`cut_blocks` is that
+same cutter fed everything at once and flushed, so batch and streaming cannot disagree.
+"""
+
+from __future__ import annotations
+
+from agent.errors import MouseguardError
+
+import dataclasses
+import math
+
+import numpy as np
+
+from agent.events import is_scroll
+
+FEATURES = ("vx", "vy", "dt")
+REMAINDERS = ("drop", "concatenate")
+NORMALISATIONS = ("none", "zscore")
+
+
+class BlockSpecError(MouseguardError, ValueError):
+    """A block spec with parameters the cutter cannot honour."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """Everything that decides which blocks a stream of events yields."""
+
+    size: int = 128
+    gap: float = 2.0
+    dt_min: float = 0.01
+    dt_floor: float = 0.016
+    features: tuple[str, ...] = ("vx", "vy")
+    remainder: str = "drop"
+    #: Per block and channel: ``zscore`` subtracts the mean and divides by the std (+ 1e-6).
+    normalisation: str = "none"
+    #: Multiplies every feature before normalisation. The default 0.001 gives velocities in
+    #: px/ms, near unit scale: in px/s (hundreds to thousands) the network's ReLUs die early
+    #: in training and transfer learning collapses to a constant output.
+    scale: float = 0.001
+    #: Absolute bound on every (scaled) feature; ``None`` keeps them unbounded. Pointer
+    #: warps (Balabit's 65535 sentinels, monitor jumps) otherwise dominate a block.
+    clip: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "features", tuple(self.features))
+        problems = []
+        if not (isinstance(self.size, int) and self.size >= 2):
+            problems.append(f"size must be an integer >= 2, not {self.size!r}")
+        if not self.gap > 0:
+            problems.append(f"gap must be > 0 s, not {self.gap!r}")
+        if not self.dt_min >= 0:
+            problems.append(f"dt_min must be >= 0 s, not {self.dt_min!r}")
+        if not (self.dt_floor > 0 and math.isfinite(self.dt_floor)):
+            problems.append(f"dt_floor must be > 0 s, not {self.dt_floor!r}")
+        if not self.features or any(f not in FEATURES for f in self.features):
+            problems.append(f"features must be a non-empty list from {FEATURES}, not {self.features!r}")
+        if self.remainder not in REMAINDERS:
+            problems.append(f"remainder must be one of {REMAINDERS}, not {self.remainder!r}")
+        if self.normalisation not in NORMALISATIONS:
+            problems.append(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
+        if not (self.scale > 0 and math.isfinite(self.scale)):
+            problems.append(f"scale must be a positive number, not {self.scale!r}")
+        if self.clip is not None and not self.clip > 0:
+            problems.append(f"clip must be > 0 or null, not {self.clip!r}")
+        if problems:
+            raise BlockSpecError("invalid block spec: " + "; ".join(problems))
+
+    @property
+    def channels(self) -> int:
+        return len(self.features)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["features"] = list(self.features)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BlockSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise BlockSpecError(f"invalid block spec: unknown parameter(s) {', '.join(sorted(unknown))}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise BlockSpecError(f"invalid block spec: {exc}") from None
+
+
+#: The seed paper's preprocessing, kept selectable as the baseline.
+SEED_SPEC = BlockSpec()
+
+
+class BlockCutter:
+    """Incremental block cutter: push chunks of events, get the blocks they complete.
+
+    Blocks come out channels-first, ``(n, channels, size)`` float32, the model's input layout,
+    with the time of each block's last event. Between calls the cutter keeps only the last
+    event and at most two partial blocks, so memory stays constant however long it runs.
+    """
+
+    def __init__(self, spec: BlockSpec):
+        self.spec = spec
+        width = spec.channels + 1  # the last column carries the sample's event time
+        self._last: tuple[float, float, float] | None = None
+        self._seq = np.empty((0, width))
+        self._carry = np.empty((0, width))
+
+    def push(self, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feed events in time order; return ``(blocks, end_times)`` completed by them."""
+        events = events[~is_scroll(events)]
+        out: list[np.ndarray] = []
+        if len(events) == 0:
+            return self._finish(out)
+        t = events["t"].astype(np.float64)
+        x = events["x"].astype(np.float64)
+        y = events["y"].astype(np.float64)
+        if self._last is not None:
+            t = np.concatenate(([self._last[0]], t))
+            x = np.concatenate(([self._last[1]], x))
+            y = np.concatenate(([self._last[2]], y))
+        self._last = (t[-1], x[-1], y[-1])
+        if len(t) < 2:
+            return self._finish(out)
+        dt = np.diff(t)
+        samples = np.column_stack(self._features(np.diff(x), np.diff(y), dt) + [t[1:]])
+        # A pair that spans an idle gap (or a clock running backwards) yields no sample:
+        # it ends the sequence before it.
+        breaks = np.flatnonzero((dt > self.spec.gap) | (dt < 0))
+        start = 0
+        for b in breaks:
+            self._extend_sequence(samples[start:b], out)
+            self._end_sequence(out)
+            start = b + 1
+        self._extend_sequence(samples[start:], out)
+        return self._finish(out)
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """End the current sequence (end of a recording); the next push starts afresh."""
+        out: list[np.ndarray] = []
+        self._end_sequence(out)
+        self._last = None
+        return self._finish(out)
+
+    def _features(self, dx, dy, dt) -> list[np.ndarray]:
+        spec = self.spec
+        dt = np.where(dt <= spec.dt_min, spec.dt_floor, dt)
+        columns = {"vx": lambda: dx / dt, "vy": lambda: dy / dt, "dt": lambda: dt}
+        feats = [columns[name]() * spec.scale for name in spec.features]
+        if spec.clip is not None:
+            feats = [np.clip(f, -spec.clip, spec.clip) for f in feats]
+        return feats
+
+    def _extend_sequence(self, samples: np.ndarray, out: list) -> None:
+        seq = np.concatenate((self._seq, samples)) if len(self._seq) else samples
+        full = len(seq) // self.spec.size * self.spec.size
+        if full:
+            out.append(seq[:full])
+        self._seq = seq[full:].copy()
+
+    def _end_sequence(self, out: list) -> None:
+        if self.spec.remainder == "concatenate" and len(self._seq):
+            carry = np.concatenate((self._carry, self._seq))
+            full = len(carry) // self.spec.size * self.spec.size
+            if full:
+                out.append(carry[:full])
+            self._carry = carry[full:].copy()
+        self._seq = self._seq[:0]
+
+    def _finish(self, out: list) -> tuple[np.ndarray, np.ndarray]:
+        size, channels = self.spec.size, self.spec.channels
+        if not out:
+            return np.empty((0, channels, size), np.float32), np.empty(0)
+        rows = np.concatenate(out).reshape(-1, size, channels + 1)
+        blocks = rows[:, :, :channels].transpose(0, 2, 1)
+        if self.spec.normalisation == "zscore":
+            blocks = (blocks - blocks.mean(axis=2, keepdims=True)) / (blocks.std(axis=2, keepdims=True) + 1e-6)
+        return np.ascontiguousarray(blocks, dtype=np.float32), rows[:, -1, -1].copy()
+
+
+def cut_blocks(events: np.ndarray, spec: BlockSpec) -> tuple[np.ndarray, np.ndarray]:
+    """All blocks of one recording: the streaming cutter fed everything, then flushed."""
+    cutter = BlockCutter(spec)
+    blocks, times = cutter.push(events)
+    tail_blocks, tail_times = cutter.flush()
+    return np.concatenate((blocks, tail_blocks)), np.concatenate((times, tail_times))

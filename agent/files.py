@@ -1,0 +1,78 @@
+"""Private, atomic file writes.
+
+Everything mouseguard writes (models, config, recordings, status) describes one person's
+behaviour, so files are 0600 and folders 0700, and a write either lands whole or not at all:
+a crash or Ctrl-C never leaves a half-written model or recording behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """Create ``path`` (and parents) if needed; the leaf is made private to the user."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a folder we do not own (e.g. /tmp) keeps its mode
+        os.chmod(path, 0o700)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb"):
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename."""
+    path = Path(path)
+    private_dir(path.parent) if not path.parent.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(payload)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike):
+    """Yield a private staging folder; on success it takes the place of ``path``.
+
+    A previous folder at ``path`` (an older model) stays in place until the new one is
+    complete, and is removed only after the swap. The swap is two renames, so a crash
+    between them leaves the old folder under ``<name>.old-*`` rather than losing it.
+    """
+    path = Path(path)
+    private_dir(path.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(staging, 0o700)
+    try:
+        yield staging
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(staging, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

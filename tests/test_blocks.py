@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from agent.blocks import BlockCutter, BlockSpec, BlockSpecError, SEED_SPEC, cut_blocks
+from agent.events import EVENT_DTYPE, MOVE, NO_BUTTON, SCROLL, UP, make_events
+from agent.recordings import read_recording
+
+SMALL = BlockSpec(size=4, scale=1.0)
+
+
+def moves(ts, xs, ys):
+    return make_events([(t, NO_BUTTON, MOVE, x, y) for t, x, y in zip(ts, xs, ys)])
+
+
+def test_hand_computed_velocities_with_dt_floor():
+    # dt: 0.1, 0 (-> 0.016), 0.01 (<= 0.01 -> 0.016), 0.05
+    ev = moves([0.0, 0.1, 0.1, 0.11, 0.16], [0, 10, 12, 12, 17], [0, 0, -4, -4, 3])
+    blocks, times = cut_blocks(ev, SMALL)
+    assert blocks.shape == (1, 2, 4)
+    np.testing.assert_allclose(blocks[0, 0], [100.0, 2 / 0.016, 0.0, 100.0], rtol=1e-6)
+    np.testing.assert_allclose(blocks[0, 1], [0.0, -4 / 0.016, 0.0, 140.0], rtol=1e-6)
+    assert times.tolist() == [0.16]
+
+
+def test_default_scale_is_pixels_per_millisecond():
+    ev = moves(np.arange(129) * 0.02, np.arange(129) * 10, np.zeros(129))
+    blocks, _ = cut_blocks(ev, SEED_SPEC)
+    assert blocks.shape == (1, 2, 128)
+    np.testing.assert_allclose(blocks[0, 0], 0.5, rtol=1e-6)  # 10 px / 20 ms
+
+
+def test_gap_splits_and_remainder_drop_vs_concatenate():
+    t = [0, 0.1, 0.2, 0.3, 5.0, 5.1, 5.2, 5.3, 5.4, 5.5]  # 3 samples, gap, 5 samples
+    ev = moves(t, range(10), range(10))
+    drop, _ = cut_blocks(ev, SMALL)
+    assert len(drop) == 1  # only the second sequence has 4 samples; its 5th is dropped
+    conc, _ = cut_blocks(ev, BlockSpec(size=4, scale=1.0, remainder="concatenate"))
+    assert len(conc) == 2  # 3 + 1 leftover samples make one more block
+    assert not np.isnan(conc).any()
+
+
+def test_scroll_dropped_and_clock_backwards_splits():
+    ev = make_events([(0, NO_BUTTON, MOVE, 0, 0), (0.1, SCROLL, UP, 0, 0), (0.2, NO_BUTTON, MOVE, 2, 0),
+                      (0.3, NO_BUTTON, MOVE, 4, 0), (0.4, NO_BUTTON, MOVE, 6, 0), (0.5, NO_BUTTON, MOVE, 8, 0),
+                      (0.1, NO_BUTTON, MOVE, 8, 0), (0.2, NO_BUTTON, MOVE, 8, 0)])
+    blocks, _ = cut_blocks(ev, SMALL)
+    assert len(blocks) == 1
+    np.testing.assert_allclose(blocks[0, 0], [10, 20, 20, 20])  # 0->0.2 is one sample over the scroll
+
+
+def test_never_nan_or_inf_with_duplicate_times_and_huge_jumps():
+    ev = moves([0] * 50 + [1e-9] * 50, [0, 65535] * 50, [65535, 0] * 50)
+    blocks, _ = cut_blocks(ev, BlockSpec(size=8))
+    assert np.isfinite(blocks).all()
+    clipped, _ = cut_blocks(ev, BlockSpec(size=8, clip=5.0))
+    assert np.abs(clipped).max() == 5.0
+
+
+def test_zscore_normalisation_per_block():
+    rng = np.random.default_rng(1)
+    ev = moves(np.cumsum(rng.uniform(0.005, 0.03, 300)), rng.integers(0, 1000, 300), rng.integers(0, 800, 300))
+    blocks, _ = cut_blocks(ev, BlockSpec(size=32, normalisation="zscore", features=("vx", "vy", "dt")))
+    assert blocks.shape[1] == 3
+    np.testing.assert_allclose(blocks.mean(axis=2), 0, atol=1e-4)
+
+
+def test_spec_validation_and_round_trip():
+    spec = BlockSpec(size=64, remainder="concatenate", features=("vx", "vy", "dt"), clip=10.0)
+    assert BlockSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(BlockSpecError, match="size"):
+        BlockSpec(size=1)
+    with pytest.raises(BlockSpecError, match="features"):
+        BlockSpec(features=("speed",))
+    with pytest.raises(BlockSpecError, match="unknown parameter"):
+        BlockSpec.from_dict({**spec.to_dict(), "colour": "red"})
+
+
+def _stream(events, spec, chunks):
+    cutter = BlockCutter(spec)
+    out, times = [], []
+    start = 0
+    for size in chunks:
+        b, t = cutter.push(events[start:start + size])
+        out.append(b); times.append(t)
+        start += size
+    b, t = cutter.push(events[start:])
+    out.append(b); times.append(t)
+    b, t = cutter.flush()
+    out.append(b); times.append(t)
+    return np.concatenate(out), np.concatenate(times)
+
+
+@pytest.mark.parametrize("remainder", ["drop", "concatenate"])
+def test_streaming_equals_batch_on_real_excerpt(remainder):
+    import os
+    ev = read_recording(os.path.join(os.path.dirname(__file__), "fixtures/balabit/user7/session_excerpt1"))
+    spec = BlockSpec(size=16, remainder=remainder)
+    batch, bt = cut_blocks(ev, spec)
+    assert len(batch) > 3
+    one_by_one, ot = _stream(ev, spec, [1] * len(ev))
+    assert np.array_equal(batch, one_by_one) and np.array_equal(bt, ot)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0.0, 0.004, 0.01, 0.016, 0.05, 2.5, -0.1]), min_size=1, max_size=200),
+    chunks=st.lists(st.integers(0, 40), max_size=20),
+    remainder=st.sampled_from(["drop", "concatenate"]),
+)
+def test_streaming_equals_batch_any_chunking(gaps, chunks, remainder):
+    t = np.cumsum([0.0] + gaps)
+    rng = np.random.default_rng(len(gaps))
+    ev = moves(t, rng.integers(-3000, 3000, len(t)), rng.integers(-100, 2000, len(t)))
+    spec = BlockSpec(size=5, remainder=remainder)
+    batch, bt = cut_blocks(ev, spec)
+    streamed, st_ = _stream(ev, spec, chunks)
+    assert np.array_equal(batch, streamed) and np.array_equal(bt, st_)
+    assert np.isfinite(batch).all()
+
+
+def test_empty_input():
+    blocks, times = cut_blocks(np.zeros(0, EVENT_DTYPE), SEED_SPEC)
+    assert blocks.shape == (0, 2, 128) and times.shape == (0,)

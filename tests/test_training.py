@@ -1,0 +1,125 @@
+"""Fit -> export -> score on a small generated data set, through the real CLI and onnxruntime."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agent.blocks import SEED_SPEC, cut_blocks
+from agent.cli import main
+from agent.model_dir import ModelError, load_model_dir
+from agent.recordings import write_recording
+from agent.scorer import Scorer
+from tests.synth import synth_events
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recordings")
+    for u, user in enumerate(("alice", "bob", "carol")):
+        for k in range(3):
+            write_recording(root / user / f"s{k}.csv", synth_events(user, seconds=150, seed=10 * u + k))
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("m") / "alice"
+    rc = main(["train", "fit", "--dataset", "recording", "--data", str(dataset), "--user", "alice",
+               "--out", str(out), "--epochs", "3"])
+    assert rc == 0
+    return out
+
+
+def test_model_dir_manifest_and_private_files(model):
+    md = load_model_dir(model)
+    m = md.manifest
+    assert m["user"] == "alice" and m["family"] == "cnn"
+    assert m["onnx"]["input"]["shape"] == [None, 2, 128]
+    assert m["onnx"]["parity_max_abs_diff"] <= 1e-5
+    assert md.spec == SEED_SPEC
+    assert 1 <= md.decision.window and 0 < md.decision.threshold < 1
+    assert m["metrics"]["heldout_block"]["auc"] > 0.8  # the synthetic users are easy to tell apart
+    assert not (model / "model.onnx.data").exists()  # weights inlined: one file, one hash
+    for p in [model, model / "model.onnx", model / "manifest.json"]:
+        assert p.stat().st_mode & 0o077 == 0
+
+
+def test_onnx_parity_with_torch(model, dataset):
+    import torch  # noqa: F401  (the [train] extra is installed for the tests)
+    from training.export import check_parity
+    from training.fit import fit_user, FitConfig
+    from agent.recordings import read_recording
+
+    blocks, _ = cut_blocks(read_recording(dataset / "alice" / "s0.csv"), SEED_SPEC)
+    other, _ = cut_blocks(read_recording(dataset / "bob" / "s0.csv"), SEED_SPEC)
+    clf = fit_user(blocks, other, SEED_SPEC, cfg=FitConfig(epochs=1))
+    from training.export import export_model_dir
+    from agent.model_dir import Decision
+    out = export_model_dir(clf, SEED_SPEC, model.parent / "parity", user="alice", decision=Decision(3, 0.5),
+                           calibration={}, metrics={}, training={}, parity_blocks=blocks)
+    assert check_parity(clf, out / "model.onnx", np.concatenate((blocks, other))) <= 1e-5
+    p = Scorer(load_model_dir(out)).score(blocks)
+    assert p.shape == (len(blocks),) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_score_cli_one_row_per_file(model, dataset, tmp_path, capsys):
+    short = tmp_path / "short.csv"
+    write_recording(short, synth_events("alice", seconds=4, seed=99))  # no whole sequence of 128
+    empty = tmp_path / "empty.csv"
+    empty.write_text("client timestamp,button,state,x,y\n")
+    files = [dataset / "alice" / "s2.csv", dataset / "bob" / "s2.csv", dataset / "carol" / "s2.csv", short, empty]
+    assert main(["score", "--model", str(model)] + [str(f) for f in files]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "file,blocks,score"
+    assert [r.split(",")[0] for r in rows[1:]] == [str(f) for f in files]
+    scores = {r.split(",")[0]: r.split(",")[2] for r in rows[1:]}
+    assert int(rows[4].split(",")[1]) >= 1  # remainders concatenated: a short file still scores
+    assert scores[str(empty)] == "" and rows[5].split(",")[1] == "0"
+    alice, bob, carol = (float(scores[str(f)]) for f in files[:3])
+    assert alice > max(bob, carol)
+
+
+def test_tampered_model_refused(model, tmp_path, capsys):
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    with open(bad / "model.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(ModelError, match="SHA-256 does not match"):
+        load_model_dir(bad)
+    assert main(["score", "--model", str(bad), str(model / "manifest.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mouseguard: error:") and "SHA-256" in err and "\n" not in err
+    m = json.loads((model / "manifest.json").read_text())
+    m["decision"]["window"] = 0
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="window"):
+        load_model_dir(bad)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["score", "--model", "{model}", "/nonexistent.csv"], "no such file"),
+    (["score", "--model", "/nonexistent-model", "{file}"], "no model directory"),
+    (["score", "--model", "{model}", "{malformed}"], ":3: unknown state"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "mallory", "--out", "{tmp}/x"],
+     "user 'mallory' is not in"),
+    (["train", "fit", "--dataset", "balabit", "--data", "{tmp}", "--user", "user7", "--out", "{tmp}/x"],
+     "no Balabit sessions"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
+      "--mode", "transfer2"], "needs --encoder"),
+])
+def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
+    malformed = tmp_path / "bad.csv"
+    malformed.write_text("client timestamp,button,state,x,y\n0.1,NoButton,Move,1,2\n0.2,NoButton,Fly,1,2\n")
+    subst = {"{model}": str(model), "{file}": str(dataset / "alice" / "s0.csv"), "{malformed}": str(malformed),
+             "{data}": str(dataset), "{tmp}": str(tmp_path)}
+    argv = [next((a.replace(k, v) for k, v in subst.items() if k in a), a) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "agent", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "x").exists()

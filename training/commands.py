@@ -1,0 +1,114 @@
+"""Handlers of ``mouseguard train ...``."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+import re
+import sys
+
+import numpy as np
+
+from agent.blocks import SEED_SPEC
+from training.datasets import DatasetError, active_seconds, load_sessions, session_blocks
+from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
+
+logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+# The exporter's own deprecation chatter says nothing to a user of mouseguard.
+warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def select_users(all_users, wanted: str | None) -> list[str]:
+    """``user7,user9``, ``7,9`` or ranges ``1-72``; names keep the data set's spelling."""
+    if not wanted:
+        return list(all_users)
+    chosen = []
+    for part in wanted.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(?:user)?(\d+)-(?:user)?(\d+)", part)
+        names = [f"user{i}" for i in range(int(m.group(1)), int(m.group(2)) + 1)] if m else \
+            [part if part.startswith("user") else f"user{part}"]
+        chosen += [n for n in names if n in all_users]
+        if not m and names[0] not in all_users:
+            raise DatasetError(f"unknown user {part!r} (the data has {len(all_users)} users, e.g. {', '.join(list(all_users)[:3])})")
+    if not chosen:
+        raise DatasetError(f"no users match {wanted!r}")
+    return sorted(set(chosen), key=list(all_users).index)
+
+
+def _cfg(args) -> FitConfig:
+    if args.epochs < 1:
+        raise FitError("--epochs must be at least 1")
+    return FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+
+
+def cmd_pretrain(args) -> int:
+    sessions = load_sessions(args.dataset, args.data)
+    users = select_users(dict.fromkeys(s.user for s in sessions), args.users)
+    spec = SEED_SPEC
+    by_user = {}
+    for s in sessions:
+        if s.user in users:
+            by_user.setdefault(s.user, []).append(session_blocks(s, spec))
+    by_user = {u: np.concatenate(b) for u, b in by_user.items()}
+    _say(f"pre-training on {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
+    model, names = pretrain(by_user, spec, _cfg(args), log=_say)
+    save_encoder(model, spec, args.out, {"dataset": args.dataset, "users": names,
+                                         "epochs": args.epochs, "seed": args.seed})
+    _say(f"encoder written to {args.out}")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from training.personal import train_personal_model
+
+    sessions = load_sessions(args.dataset, args.data, args.user)
+    users = sorted({s.user for s in sessions})
+    if args.user not in users:
+        raise DatasetError(f"user {args.user!r} is not in {args.data} (users: {', '.join(users[:12])}"
+                           f"{' …' if len(users) > 12 else ''})")
+    encoder_state, spec = None, SEED_SPEC
+    if args.encoder:
+        encoder_state, spec, _ = load_encoder(args.encoder)
+    elif args.mode != "plain":
+        raise FitError(f"--mode {args.mode} needs --encoder DIR (a pre-trained encoder)")
+    genuine = [s for s in sessions if s.user == args.user]
+    impostors = [s for s in sessions if s.user != args.user]
+    if not impostors:
+        raise FitError(f"no other users' sessions in {args.data} to learn impostors from")
+    genuine_runs = [session_blocks(s, spec) for s in genuine]
+    impostor_runs = [session_blocks(s, spec) for s in impostors]
+    n_genuine = sum(map(len, genuine_runs))
+    seconds_per_block = sum(active_seconds(s, spec) for s in genuine) / max(n_genuine, 1)
+    _say(f"{args.user}: {n_genuine} blocks in {len(genuine)} sessions; "
+         f"{sum(map(len, impostor_runs))} impostor blocks from {len({s.user for s in impostors})} users")
+    summary = train_personal_model(
+        genuine_runs, impostor_runs, spec, args.out, user=args.user, mode=args.mode,
+        encoder_state=encoder_state, cfg=_cfg(args), seconds_per_block=seconds_per_block,
+        false_locks_per_hour=args.false_locks_per_8h / 8.0,
+        training_info={"dataset": args.dataset, "data": str(args.data),
+                       "genuine_sessions": [s.key for s in genuine],
+                       "impostor_users": sorted({s.user for s in impostors}),
+                       "encoder": str(args.encoder) if args.encoder else None},
+    )
+    m = summary["metrics"]["heldout_block"]
+    c = summary["calibration"]
+    auc = f"{m['auc']:.3f}" if m["auc"] is not None else "n/a"
+    _say(f"model written to {args.out}: held-out block AUC {auc}; decision: mean of {summary['window']} "
+         f"blocks < {summary['threshold']:.3f}; held-out impostor runs locked "
+         f"{c['impostor_runs_locked']}/{c['impostor_runs']}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from training import evaluate
+
+    return evaluate.run(args, log=_say)
+
+
+def run(args) -> int:
+    return {"pretrain": cmd_pretrain, "fit": cmd_fit, "evaluate": cmd_evaluate}[args.train_command](args)

@@ -1,0 +1,117 @@
+"""The public data sets as lists of sessions, and their blocks.
+
+Balabit (training sessions): ``<dir>/<user>/session_<id>``, seconds, RDP client events.
+SapiMouse: ``<dir>/user<N>/session_<date>_<3min|1min|5min>.csv``, milliseconds.
+A recording set (``recording``): ``<dir>/<user>/*.csv[.gz]`` in the project's own format,
+or a single file whose user is given on the command line.
+"""
+
+from __future__ import annotations
+
+from agent.errors import MouseguardError
+
+import dataclasses
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from agent.blocks import BlockSpec, cut_blocks
+from agent.recordings import read_recording
+
+DATASETS = ("balabit", "sapimouse", "recording")
+
+
+class DatasetError(MouseguardError, ValueError):
+    """A data folder that does not hold the expected data set."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    dataset: str
+    user: str
+    session: str
+    path: Path
+    #: SapiMouse's session length ("3min", "1min", "5min"); "" elsewhere.
+    kind: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.user}/{self.session}"
+
+
+def _user_sort_key(name: str):
+    digits = re.sub(r"\D", "", name)
+    return (int(digits) if digits else 0, name)
+
+
+def balabit_sessions(data_dir) -> list[Session]:
+    data_dir = Path(data_dir)
+    sessions = [
+        Session("balabit", f.parent.name, f.name, f)
+        for f in sorted(data_dir.glob("user*/session_*"))
+        if f.is_file()
+    ]
+    if not sessions:
+        raise DatasetError(f"{data_dir}: no Balabit sessions (expected user*/session_* files)")
+    return sorted(sessions, key=lambda s: (_user_sort_key(s.user), s.session))
+
+
+def sapimouse_sessions(data_dir) -> list[Session]:
+    data_dir = Path(data_dir)
+    sessions = []
+    for f in sorted(data_dir.glob("user*/session_*.csv")):
+        m = re.search(r"_(\d+min)\.csv$", f.name)
+        sessions.append(Session("sapimouse", f.parent.name, f.stem, f, m.group(1) if m else ""))
+    if not sessions:
+        raise DatasetError(f"{data_dir}: no SapiMouse sessions (expected user*/session_*.csv files)")
+    return sorted(sessions, key=lambda s: (_user_sort_key(s.user), s.session))
+
+
+def recording_sessions(path, user: str | None = None) -> list[Session]:
+    """Recordings: one file (its user named by ``user``) or a folder of ``<user>/*.csv[.gz]``."""
+    path = Path(path)
+    if path.is_file():
+        return [Session("recording", user or "user", path.name, path)]
+    files = sorted(p for p in path.glob("*/*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+    if not files:
+        raise DatasetError(f"{path}: no recordings (expected a file, or <user>/*.csv[.gz] files)")
+    return [Session("recording", f.parent.name, f.name, f) for f in files]
+
+
+def load_sessions(dataset: str, data, user: str | None = None) -> list[Session]:
+    if dataset == "balabit":
+        return balabit_sessions(data)
+    if dataset == "sapimouse":
+        return sapimouse_sessions(data)
+    if dataset == "recording":
+        return recording_sessions(data, user)
+    raise DatasetError(f"unknown data set {dataset!r} (choose from {', '.join(DATASETS)})")
+
+
+@functools.lru_cache(maxsize=None)
+def _events(path: Path) -> np.ndarray:
+    return read_recording(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
+    """All blocks of one session, in time order, cut by the agent's own cutter."""
+    blocks, _ = cut_blocks(_events(session.path), spec)
+    blocks.setflags(write=False)
+    return blocks
+
+
+def active_seconds(session: Session, spec: BlockSpec) -> float:
+    """Time the user was moving the mouse: the sum of event gaps not longer than ``spec.gap``."""
+    t = _events(session.path)["t"]
+    dt = np.diff(t)
+    return float(dt[(dt > 0) & (dt <= spec.gap)].sum())
+
+
+def blocks_by_user(sessions, spec: BlockSpec) -> dict[str, np.ndarray]:
+    out: dict[str, list] = {}
+    for s in sessions:
+        out.setdefault(s.user, []).append(session_blocks(s, spec))
+    return {u: np.concatenate(b) for u, b in out.items()}

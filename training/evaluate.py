@@ -1,0 +1,255 @@
+"""Evaluation protocols and their report (JSON, markdown, ROC plots).
+
+``paper`` — the seed paper's protocol (Fejér & Antal, Tables 2–5), labelled as such: per user,
+blocks are shuffled across sessions; 70 genuine and 70 impostor blocks are held out, the rest
+trains (300 genuine blocks or ALL), negatives come from the same other users whose blocks
+are tested. Blocks of one session sit on both sides and the test impostors were seen in
+training, so its figures are optimistic; they are here to compare with the paper.
+
+``sessions`` — the honest protocol: each user's sessions split into two folds and the other
+users into two groups. A model trained on fold A of the user against group A's users is
+tested on fold B of the user against group B's users (never seen in training), then the
+other way round, so every session is tested exactly once as genuine. Test sessions are cut
+with remainders concatenated and every session is counted, including those too short for
+a block (scored 0.5, counted in the report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent.blocks import SEED_SPEC
+from agent.files import atomic_write_text, private_dir
+from training.datasets import load_sessions, session_blocks
+from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
+from training.metrics import auc_eer, roc
+
+PAPER_TEST_BLOCKS = 70
+PAPER_SIZES = ("300", "ALL")
+MODES = ("plain", "transfer1", "transfer2")
+WINDOWS = (1, 3, 5, 10)
+PAPER_FIGURES = "seed paper (Balabit, own protocol): ALL/TRANSFER2 AUC 0.98"
+
+
+def _encoder(args, log):
+    """The encoder named by --encoder, else one pre-trained now on SapiMouse."""
+    if args.encoder:
+        state, spec, info = load_encoder(args.encoder)
+        return state, spec, {"source": str(args.encoder), **{k: info.get(k) for k in ("dataset", "epochs")}}
+    sapi = Path(args.sapimouse) if args.sapimouse else Path(args.data).parent / "sapimouse"
+    sessions = load_sessions("sapimouse", sapi)
+    by_user: dict[str, list] = {}
+    for s in sessions:
+        by_user.setdefault(s.user, []).append(session_blocks(s, SEED_SPEC))
+    by_user = {u: np.concatenate(b) for u, b in by_user.items()}
+    log(f"pre-training the encoder on SapiMouse: {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
+    model, _ = pretrain(by_user, SEED_SPEC, FitConfig(epochs=args.epochs, seed=args.seed))
+    return model.encoder.state_dict(), SEED_SPEC, {"source": f"pre-trained on {sapi}", "users": len(by_user)}
+
+
+def _mean_sd(values) -> dict:
+    v = np.asarray([x for x in values if x is not None], float)
+    return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std()) if len(v) else None}
+
+
+def _users(sessions, wanted):
+    users = list(dict.fromkeys(s.user for s in sessions))
+    if wanted:
+        from training.commands import select_users
+        users = select_users(dict.fromkeys(users), wanted)
+    return users
+
+
+def paper_protocol(args, log) -> dict:
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    sessions = load_sessions(args.dataset, args.data)
+    users = _users(sessions, args.users)
+    encoder_state, spec, encoder_info = _encoder(args, log)
+    by_user = {u: np.concatenate([session_blocks(s, spec) for s in sessions if s.user == u]) for u in users}
+    rng = np.random.default_rng(args.seed)
+    results = {f"{size}/{mode}": [] for size in PAPER_SIZES for mode in MODES}
+    rocs = {}
+    for user in users:
+        own = by_user[user][rng.permutation(len(by_user[user]))]
+        others = np.concatenate([b for u, b in by_user.items() if u != user])
+        others = others[rng.permutation(len(others))]
+        test_pos, train_pos_all = own[:PAPER_TEST_BLOCKS], own[PAPER_TEST_BLOCKS:]
+        test_neg, train_neg = others[:PAPER_TEST_BLOCKS], others[PAPER_TEST_BLOCKS:]
+        for size in PAPER_SIZES:
+            train_pos = train_pos_all[:300] if size == "300" else train_pos_all
+            for mode in MODES:
+                t0 = time.time()
+                model = fit_user(train_pos, train_neg, spec, mode, encoder_state, cfg)
+                pg, pi = predict(model, test_pos), predict(model, test_neg)
+                m = auc_eer(pg, pi)
+                m["accuracy"] = float((np.sum(pg >= 0.5) + np.sum(pi < 0.5)) / (len(pg) + len(pi)))
+                m["user"], m["train_genuine"] = user, int(len(train_pos))
+                results[f"{size}/{mode}"].append(m)
+                rocs.setdefault(f"{size}/{mode}", []).append((pg, pi))
+                log(f"paper {user} {size}/{mode}: AUC {m['auc']:.3f} acc {m['accuracy']:.3f} ({time.time() - t0:.0f} s)")
+    summary = {k: {"auc": _mean_sd(r["auc"] for r in v), "accuracy": _mean_sd(r["accuracy"] for r in v)}
+               for k, v in results.items()}
+    identification = {}
+    for remainder in ("drop", "concatenate"):
+        ispec = dataclasses.replace(spec, remainder=remainder)
+        blocks = {u: np.concatenate([session_blocks(s, ispec) for s in sessions if s.user == u]) for u in users}
+        train_x, train_y, test_x, test_y = [], [], [], []
+        for i, u in enumerate(users):
+            b = blocks[u][rng.permutation(len(blocks[u]))]
+            test_x.append(b[:PAPER_TEST_BLOCKS]); test_y.append(np.full(min(PAPER_TEST_BLOCKS, len(b)), i))
+            train_x.append(b[PAPER_TEST_BLOCKS:]); train_y.append(np.full(len(b[PAPER_TEST_BLOCKS:]), i))
+        model, classes = pretrain({u: x for u, x in zip(users, train_x)}, ispec, cfg)
+        proba = predict(model, np.concatenate(test_x))
+        predicted = np.array([users.index(classes[c]) for c in proba.argmax(1)])
+        acc = float(np.mean(predicted == np.concatenate(test_y)))
+        identification[remainder] = {"accuracy": acc, "users": len(users), "test_blocks": int(sum(map(len, test_y)))}
+        log(f"paper identification ({remainder}): accuracy {acc:.3f}")
+    return {"protocol": "paper", "results": results, "summary": summary, "identification": identification,
+            "encoder": encoder_info, "_rocs": rocs}
+
+
+def _window_scores(block_scores: np.ndarray, k: int) -> np.ndarray:
+    """Means of consecutive non-overlapping runs of k blocks; a shorter session gives one mean."""
+    if len(block_scores) == 0:
+        return np.array([0.5])
+    n = len(block_scores) // k
+    if n == 0:
+        return np.array([block_scores.mean()])
+    return block_scores[: n * k].reshape(n, k).mean(axis=1)
+
+
+def sessions_protocol(args, log) -> dict:
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    sessions = load_sessions(args.dataset, args.data)
+    users = _users(sessions, args.users)
+    all_users = list(dict.fromkeys(s.user for s in sessions))
+    encoder_state, spec, encoder_info = _encoder(args, log)
+    test_spec = dataclasses.replace(spec, remainder="concatenate")
+    by_user = {u: [s for s in sessions if s.user == u] for u in all_users}
+    modes = ("plain", "transfer2")
+    per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
+    empty_sessions = set()
+    for ui, user in enumerate(users):
+        own = by_user[user]
+        others = [u for u in all_users if u != user]
+        groups = (others[0::2], others[1::2])
+        folds = (own[0::2], own[1::2])
+        for f in (0, 1):
+            train_s, test_s = folds[f], folds[1 - f]
+            if not train_s or not test_s:
+                continue
+            neg_train = np.concatenate([session_blocks(s, spec) for u in groups[f] for s in by_user[u]])
+            pos_train = np.concatenate([session_blocks(s, spec) for s in train_s])
+            test_sessions = [(s, True) for s in test_s] + [(s, False) for u in groups[1 - f] for s in by_user[u]]
+            for mode in modes:
+                model = fit_user(pos_train, neg_train, spec, mode, encoder_state, cfg)
+                for s, genuine in test_sessions:
+                    blocks = session_blocks(s, test_spec)
+                    if len(blocks) == 0:
+                        empty_sessions.add(s.key)
+                    p = predict(model, blocks) if len(blocks) else np.empty(0)
+                    per_mode[mode]["genuine" if genuine else "impostor"].append(p)
+                    per_mode[mode]["session_rows"].append(
+                        {"model_user": user, "fold": f, "session": s.key, "genuine": genuine,
+                         "blocks": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
+            log(f"sessions {user} fold {f}: {len(train_s)} training sessions, {len(test_sessions)} test sessions")
+    summary = {}
+    rocs = {}
+    for mode, d in per_mode.items():
+        row = {}
+        for k in WINDOWS:
+            g = np.concatenate([_window_scores(p, k) for p in d["genuine"]])
+            i = np.concatenate([_window_scores(p, k) for p in d["impostor"]])
+            row[f"k={k}"] = auc_eer(g, i)
+            if k in (1, 5):
+                rocs[f"{mode} k={k}"] = (g, i)
+        g = np.array([r["score"] for r in d["session_rows"] if r["genuine"]])
+        i = np.array([r["score"] for r in d["session_rows"] if not r["genuine"]])
+        row["session"] = auc_eer(g, i)
+        summary[mode] = row
+    return {"protocol": "sessions", "summary": summary, "encoder": encoder_info,
+            "sessions_without_blocks": sorted(empty_sessions),
+            "test_sessions": {m: len(d["session_rows"]) for m, d in per_mode.items()},
+            "session_rows": per_mode["transfer2"]["session_rows"], "_rocs": rocs}
+
+
+def _fmt(x, digits=3):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# mouseguard evaluation: {report['protocol']} protocol on {report['dataset']}", "",
+             f"{report['date']}, {report['machine']}; command: `{report['command']}`", ""]
+    if report["protocol"] == "paper":
+        lines += ["Seed paper's protocol (blocks of the same sessions in training and test, test impostors "
+                  "seen in training) — optimistic by construction; see the `sessions` protocol for honest figures.", "",
+                  "| training blocks | mode | AUC mean (sd) | accuracy mean (sd) |", "|---|---|---|---|"]
+        for key, s in report["summary"].items():
+            size, mode = key.split("/")
+            lines.append(f"| {size} | {mode.upper()} | {_fmt(s['auc']['mean'])} ({_fmt(s['auc']['sd'])}) | "
+                         f"{_fmt(s['accuracy']['mean'])} ({_fmt(s['accuracy']['sd'])}) |")
+        lines += ["", "| identification | accuracy | users | test blocks |", "|---|---|---|---|"]
+        for rem, r in report["identification"].items():
+            lines.append(f"| {rem} | {_fmt(r['accuracy'])} | {r['users']} | {r['test_blocks']} |")
+        lines += ["", f"Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
+    else:
+        lines += ["Session-disjoint; test impostors never seen in training; every session counted "
+                  f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", "",
+                  "| mode | block AUC | block EER | k=3 AUC | k=5 AUC | k=5 EER | k=10 AUC | session AUC | session EER |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for mode, r in report["summary"].items():
+            lines.append(f"| {mode.upper()} | {_fmt(r['k=1']['auc'])} | {_fmt(r['k=1']['eer'])} | {_fmt(r['k=3']['auc'])} | "
+                         f"{_fmt(r['k=5']['auc'])} | {_fmt(r['k=5']['eer'])} | {_fmt(r['k=10']['auc'])} | "
+                         f"{_fmt(r['session']['auc'])} | {_fmt(r['session']['eer'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_rocs(rocs: dict, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
+    for label, pairs in rocs.items():
+        g, i = pairs if isinstance(pairs, tuple) else (np.concatenate([p[0] for p in pairs]),
+                                                       np.concatenate([p[1] for p in pairs]))
+        fpr, tpr = roc(g, i)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc_eer(g, i)['auc']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="false acceptance rate (impostor accepted)", ylabel="true acceptance rate (genuine accepted)",
+           title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args, log) -> int:
+    import shlex
+    import sys
+
+    t0 = time.time()
+    report = (paper_protocol if args.protocol == "paper" else sessions_protocol)(args, log)
+    rocs = report.pop("_rocs")
+    report.update({
+        "dataset": args.dataset,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "command": "mouseguard " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "seconds": round(time.time() - t0, 1),
+        "config": {"epochs": args.epochs, "seed": args.seed, "noise": args.noise},
+    })
+    out = private_dir(args.out)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "report.md", markdown(report))
+    plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset}")
+    print(markdown(report))
+    log(f"report written to {out} ({report['seconds']:.0f} s)")
+    return 0

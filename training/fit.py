@@ -1,0 +1,166 @@
+"""Fitting the 1D-CNN: pre-training as a user identifier, then per-user authentication.
+
+Modes of the seed paper for the per-user model:
+
+* ``plain``: a fresh network trained on the user's blocks (positives) against other users'
+  blocks (negatives);
+* ``transfer1``: the pre-trained encoder frozen, only a new head trained;
+* ``transfer2``: the pre-trained encoder as the starting point, everything fine-tuned.
+"""
+
+from __future__ import annotations
+
+from agent.errors import MouseguardError
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from agent.blocks import BlockSpec
+from agent.files import atomic_directory
+from training.cnn import ARCHITECTURE, BlockClassifier
+
+MODES = ("plain", "transfer1", "transfer2")
+ENCODER_WEIGHTS = "encoder.pt"
+ENCODER_INFO = "encoder.json"
+
+
+class FitError(MouseguardError, ValueError):
+    """Fitting cannot go ahead (no data, wrong encoder); the message says why in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+    epochs: int = 16
+    lr: float = 0.002
+    batch: int = 32
+    seed: int = 0
+    #: Uniform noise of ±``noise`` added to every training block (0 = off; the paper: 0.2).
+    noise: float = 0.0
+
+
+def _prepare_torch(seed: int) -> None:
+    # Without flushing denormals the seed CNN trains ~60x slower on this class of CPU.
+    torch.set_flush_denormal(True)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def train_classifier(model: nn.Module, blocks: np.ndarray, labels: np.ndarray, cfg: FitConfig,
+                     params=None, log=None) -> nn.Module:
+    """Mini-batch Adam on cross-entropy (one logit: binary; several: multi-class)."""
+    _prepare_torch(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    x_all = torch.tensor(blocks, dtype=torch.float32)
+    multiclass = model.head.out_features > 1
+    y_all = torch.from_numpy(labels.astype(np.int64 if multiclass else np.float32))
+    loss_fn = nn.CrossEntropyLoss() if multiclass else nn.BCEWithLogitsLoss()
+    optimiser = torch.optim.Adam(params if params is not None else model.parameters(), lr=cfg.lr)
+    model.train()
+    for epoch in range(cfg.epochs):
+        order = torch.from_numpy(rng.permutation(len(x_all)))
+        total = 0.0
+        for start in range(0, len(order), cfg.batch):
+            idx = order[start:start + cfg.batch]
+            x = x_all[idx]
+            if cfg.noise:
+                x = x + (torch.rand(x.shape) * 2 - 1) * cfg.noise
+            logits = model(x)
+            loss = loss_fn(logits if multiclass else logits[:, 0], y_all[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        if log:
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {total / len(order):.4f}")
+    model.eval()
+    return model
+
+
+def pretrain(blocks_by_user: dict[str, np.ndarray], spec: BlockSpec, cfg: FitConfig, log=None):
+    """Train the network as a multi-class identifier of ``blocks_by_user``'s users."""
+    users = sorted(blocks_by_user)
+    if len(users) < 2:
+        raise FitError("pre-training needs blocks of at least two users")
+    blocks = np.concatenate([blocks_by_user[u] for u in users])
+    labels = np.concatenate([np.full(len(blocks_by_user[u]), i) for i, u in enumerate(users)])
+    _prepare_torch(cfg.seed)
+    model = BlockClassifier(spec.channels, n_outputs=len(users))
+    return train_classifier(model, blocks, labels, cfg, log=log), users
+
+
+def save_encoder(model: BlockClassifier, spec: BlockSpec, out_dir, info: dict) -> Path:
+    """Write the encoder's weights and what they were trained on, atomically."""
+    with atomic_directory(out_dir) as staging:
+        torch.save(model.encoder.state_dict(), staging / ENCODER_WEIGHTS)
+        meta = {"architecture": ARCHITECTURE, "block_spec": spec.to_dict(), **info}
+        (staging / ENCODER_INFO).write_text(json.dumps(meta, indent=2) + "\n")
+    return Path(out_dir)
+
+
+def load_encoder(encoder_dir) -> tuple[dict, BlockSpec, dict]:
+    encoder_dir = Path(encoder_dir)
+    try:
+        info = json.loads((encoder_dir / ENCODER_INFO).read_text())
+        state = torch.load(encoder_dir / ENCODER_WEIGHTS, weights_only=True)
+    except FileNotFoundError as exc:
+        raise FitError(f"{encoder_dir}: not a pre-trained encoder ({Path(exc.filename).name} missing)") from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise FitError(f"{encoder_dir}: unreadable encoder ({exc})") from None
+    if info.get("architecture") != ARCHITECTURE:
+        raise FitError(f"{encoder_dir}: encoder architecture {info.get('architecture')!r} is not {ARCHITECTURE!r}")
+    return state, BlockSpec.from_dict(info["block_spec"]), info
+
+
+def balanced_negatives(negatives: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` negatives drawn without replacement (all of them when there are fewer)."""
+    if len(negatives) <= n:
+        return negatives
+    rng = np.random.default_rng(seed + 1)
+    return negatives[np.sort(rng.choice(len(negatives), n, replace=False))]
+
+
+def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode: str = "plain",
+             encoder_state: dict | None = None, cfg: FitConfig = FitConfig(), log=None) -> BlockClassifier:
+    """The per-user genuine-vs-impostor network, trained on balanced classes."""
+    if mode not in MODES:
+        raise FitError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+    if len(positives) == 0:
+        raise FitError("no blocks of the user to learn from")
+    if len(negatives) == 0:
+        raise FitError("no impostor blocks to learn against")
+    if mode != "plain" and encoder_state is None:
+        raise FitError(f"mode {mode} needs a pre-trained encoder (--encoder DIR)")
+    negatives = balanced_negatives(negatives, len(positives), cfg.seed)
+    blocks = np.concatenate((positives, negatives))
+    labels = np.concatenate((np.ones(len(positives)), np.zeros(len(negatives))))
+    _prepare_torch(cfg.seed)
+    model = BlockClassifier(spec.channels, n_outputs=1)
+    params = None
+    if mode != "plain":
+        model.encoder.load_state_dict(encoder_state)
+        if mode == "transfer1":
+            for p in model.encoder.parameters():
+                p.requires_grad_(False)
+            params = list(model.head.parameters())
+    model = train_classifier(model, blocks, labels, cfg, params=params, log=log)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def predict(model: nn.Module, blocks: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Torch-side P(genuine) (binary) or class probabilities (multi-class), for evaluation."""
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(blocks), batch):
+            logits = model(torch.tensor(blocks[start:start + batch], dtype=torch.float32))
+            outs.append(torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1))
+    if not outs:
+        return np.empty(0)
+    return torch.cat(outs).numpy()
