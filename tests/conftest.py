@@ -1,0 +1,71 @@
+"""Shared fixtures.
+
+``xserver``: a real Xvfb (one per test session: starting one costs about half a second) with
+``DISPLAY`` pointing at it for the duration of one test only, so tests that need *no* display
+are not affected by tests that ran before them. Missing Xvfb/xdotool is a failure, not a skip:
+CI installs them, and a silently skipped capture test would hide a broken hook.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.xserver import XServer, XServerError
+
+
+@pytest.fixture(scope="session")
+def xserver_session():
+    server = XServer()
+    problem = None
+    try:
+        server.start()
+    except XServerError as exc:
+        problem = str(exc)
+    if problem:  # outside the except block, so the report is the one line, not a chain
+        pytest.fail(problem, pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def xserver(xserver_session, monkeypatch):
+    """The session's X server, with ``DISPLAY`` set for this test."""
+    if not xserver_session.alive:
+        pytest.fail(f"the test X server has died: {xserver_session.log_tail()}", pytrace=False)
+    monkeypatch.setenv("DISPLAY", xserver_session.display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    return xserver_session
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory):
+    """Three generated users, three recordings each, as a ``recording`` data set folder."""
+    from agent.recordings import write_recording
+    from tests.synth import synth_events
+
+    root = tmp_path_factory.mktemp("recordings")
+    for u, user in enumerate(("alice", "bob", "carol")):
+        for k in range(3):
+            write_recording(root / user / f"s{k}.csv", synth_events(user, seconds=150, seed=10 * u + k))
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_model(synth_dataset, tmp_path_factory):
+    """alice's model, trained and exported by the real ``mouseguard train fit``."""
+    from agent.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "alice"
+    rc = main(["train", "fit", "--dataset", "recording", "--data", str(synth_dataset), "--user", "alice",
+               "--out", str(out), "--epochs", "3"])
+    assert rc == 0
+    return out
+
+
+@pytest.fixture
+def mouseguard_home(tmp_path, monkeypatch):
+    """A private MOUSEGUARD_HOME: config, models, recordings, logs and state under tmp_path."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MOUSEGUARD_HOME", str(home))
+    return home
