@@ -30,7 +30,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb"):
     private_dir(path.parent) if not path.parent.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # Windows has it only from Python 3.13; there ACLs keep files private
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

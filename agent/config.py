@@ -1,0 +1,404 @@
+"""The user's configuration: one TOML file, validated strictly, explained in place.
+
+Strict because a typo in a security setting must not silently fall back to a default: a
+misspelt ``threshhold`` or ``action = "lok"`` stops the agent with one line that names the
+file, the key and what is expected, instead of running with protection the user did not ask
+for. The first run writes the defaults with a comment above every key, so the file documents
+itself and the user never has to guess a key's name.
+
+The schema lives once, in ``_KEYS`` below (type, range, comment) plus the dataclass defaults;
+parsing, validation, the defaults file and CLI overrides all read it from there.
+"""
+
+from __future__ import annotations
+
+from agent.errors import MouseguardError
+
+import dataclasses
+import difflib
+import getpass
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from agent import paths
+from agent.files import atomic_write_text
+
+
+class ConfigError(MouseguardError):
+    """A configuration problem, described in one line naming the file and the key."""
+
+
+ACTIONS = ("lock", "alert", "log")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    action: str = "lock"
+    user: str = ""
+    model: str = ""
+    pause_minutes: int = 15
+    grace_seconds: int = 60
+    tray: bool = True
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    window: int = 0
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class EnrolmentConfig:
+    minutes: float = 30.0
+    false_locks_per_8h: float = 1.0
+    auto: bool = True
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: The file this configuration came from (None when built in code); not part of equality.
+    source: Path | None = field(default=None, compare=False)
+
+
+_SECTIONS: dict[str, type] = {
+    "agent": AgentConfig,
+    "decision": DecisionConfig,
+    "enrolment": EnrolmentConfig,
+    "logging": LoggingConfig,
+}
+
+
+def _plain_user_name(value: str) -> bool:
+    # The user names a folder under models_dir(); a path here would escape it.
+    return value == "" or not (value in (".", "..") or any(c in value for c in "/\\\0"))
+
+
+@dataclass(frozen=True)
+class _Key:
+    section: str
+    name: str
+    kind: type  # str, int, float or bool: the Python type after loading
+    expected: str  # completes "expected ..." in an error message
+    comment: str  # written above the key in the defaults file
+    check: Callable[[Any], bool] = lambda value: True
+    normalise: Callable[[Any], Any] = lambda value: value
+    whole_as_int: bool = False  # render 30.0 as "30" (a count the user thinks of as whole)
+
+
+_KEYS: tuple[_Key, ...] = (
+    _Key(
+        "agent", "action", str, 'one of "lock", "alert", "log"',
+        'What to do when someone else is at the mouse: "lock" locks the session (and\n'
+        'alerts visibly if the lock cannot be confirmed), "alert" only shows a warning,\n'
+        '"log" only writes it to the log (for trying mouseguard out).',
+        check=lambda v: v in ACTIONS,
+    ),
+    _Key(
+        "agent", "user", str, "a user name (not a path), or \"\" for the login name",
+        'Whose model to use. "" means the login name of whoever runs the agent.',
+        check=_plain_user_name,
+    ),
+    _Key(
+        "agent", "model", str, 'a model folder path, or "" for the user\'s model folder',
+        'Use this model folder instead of the user\'s own. "" means the folder\n'
+        "models/<user> in mouseguard's data folder.",
+    ),
+    _Key(
+        "agent", "pause_minutes", int, "a whole number of minutes from 1 to 480",
+        'How long "Pause" in the tray menu suspends protection, in minutes (1..480).\n'
+        "Protection resumes on its own afterwards.",
+        check=lambda v: 1 <= v <= 480,
+    ),
+    _Key(
+        "agent", "grace_seconds", int, "a whole number of seconds from 0 to 3600",
+        "After a lock, how long no new decision is taken, in seconds (0..3600): the\n"
+        "owner's first movements after unlocking are often unlike their usual ones.",
+        check=lambda v: 0 <= v <= 3600,
+    ),
+    _Key(
+        "agent", "tray", bool, "true or false",
+        "Show the tray icon (its colour is the protection state). Without it, check\n"
+        "`mouseguard status`.",
+    ),
+    _Key(
+        "decision", "window", int, "a whole number of blocks from 0 to 1000 (0 = the model's)",
+        "How many recent block scores the rolling mean covers. 0 uses the value\n"
+        "calibrated with the model; larger reacts more slowly but locks less by mistake.",
+        check=lambda v: 0 <= v <= 1000,
+    ),
+    _Key(
+        "decision", "threshold", float, "0 (the model's) or a number between 0 and 1 exclusive",
+        "Lock when the rolling score falls below this. 0 uses the threshold calibrated\n"
+        "with the model for the false-lock rate below; otherwise 0 < threshold < 1.",
+        check=lambda v: 0.0 <= v < 1.0,
+    ),
+    _Key(
+        "enrolment", "minutes", float, "a number of minutes greater than 0, at most 1440",
+        "Minutes of active mouse movement to collect before enrolling (idle time does\n"
+        "not count). More data gives a model that locks out others more reliably.",
+        check=lambda v: 0.0 < v <= 1440.0,
+        whole_as_int=True,
+    ),
+    _Key(
+        "enrolment", "false_locks_per_8h", float, "a number greater than 0, at most 100",
+        "Target rate of locking out the owner by mistake, per 8 hours of use; enrolment\n"
+        "calibrates the threshold for it. Lower is less annoying but catches others later.",
+        check=lambda v: 0.0 < v <= 100.0,
+    ),
+    _Key(
+        "enrolment", "auto", bool, "true or false",
+        "With no model yet, `mouseguard run` learns the user's movements first and then\n"
+        "enrols itself. With false it only reports \"not enrolled\".",
+    ),
+    _Key(
+        "logging", "level", str, 'one of "debug", "info", "warning", "error", "critical"',
+        'How much the agent writes to its log file: "debug", "info", "warning", "error"\n'
+        'or "critical".',
+        check=lambda v: v.lower() in LOG_LEVELS,
+        normalise=str.lower,
+    ),
+)
+
+_KEYS_BY_NAME: dict[str, _Key] = {key.name: key for key in _KEYS}
+assert len(_KEYS_BY_NAME) == len(_KEYS), "override flags rely on key names being unique"
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read the configuration at ``path`` (default ``paths.config_file()``).
+
+    On first run (no file) the defaults file is written, commented, before returning the
+    defaults, so the user always has a complete file to edit.
+    """
+    path = Path(path) if path is not None else paths.config_file()
+    if not path.exists():
+        try:
+            paths.ensure(path.parent)
+            atomic_write_text(path, dump_config(Config()))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot write the default configuration: {exc.strerror or exc}") from None
+        return Config(source=path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    return parse_config(raw, source=path)
+
+
+def parse_config(raw: bytes | str, source: str | os.PathLike | None = None) -> Config:
+    """Parse and validate TOML text; ``source`` names the file in error messages."""
+    where = str(source) if source is not None else "<config>"
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{where}:{line}: not UTF-8 text (TOML files must be UTF-8)") from None
+    try:
+        document = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_syntax_error(where, raw, exc)) from None
+
+    sections: dict[str, dict[str, Any]] = {}
+    for name, table in document.items():
+        if name not in _SECTIONS:
+            if isinstance(table, dict):
+                hint = _did_you_mean(name, {s: f"[{s}]" for s in _SECTIONS})
+                raise ConfigError(f"{where}: unknown section [{name}] ({hint or _one_of(_SECTIONS, '[{}]')})")
+            if name in _KEYS_BY_NAME:
+                hint = f"it belongs under [{_KEYS_BY_NAME[name].section}]"
+            else:
+                hint = "every key belongs in a section: " + _one_of(_SECTIONS, "[{}]")
+            raise ConfigError(f"{where}: unknown key {name} ({hint})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {name}: expected a section [{name}], got {_show(table)}")
+        known = [key.name for key in _KEYS if key.section == name]
+        values: dict[str, Any] = {}
+        for key_name, value in table.items():
+            if key_name not in known:
+                # Prefer a key of this section; a near miss may also be a key put in the wrong one.
+                hint = _did_you_mean(key_name, {k: f"{name}.{k}" for k in known}) or _did_you_mean(
+                    key_name, {k.name: f"{k.section}.{k.name}" for k in _KEYS}
+                )
+                raise ConfigError(f"{where}: unknown key {name}.{key_name} ({hint or _one_of(known, '{}')})")
+            values[key_name] = _validate(_KEYS_BY_NAME[key_name], value, f"{where}: {name}.{key_name}")
+        sections[name] = values
+    return Config(
+        **{name: cls(**sections.get(name, {})) for name, cls in _SECTIONS.items()},
+        source=Path(source) if source is not None else None,
+    )
+
+
+def _validate(key: _Key, value: Any, where: str) -> Any:
+    """Return ``value`` converted to the key's type, or raise a one-line ConfigError.
+
+    ``where`` prefixes the message: the file for the file, the flag for the command line.
+    """
+    if not _valid(key, value):
+        raise ConfigError(f"{where}: expected {key.expected}, got {_show(value)}")
+    return key.normalise(float(value) if key.kind is float else value)
+
+
+def _valid(key: _Key, value: Any) -> bool:
+    if key.kind is bool:
+        ok_type = isinstance(value, bool)
+    elif isinstance(value, bool):
+        ok_type = False  # bool is an int in Python, but `window = true` is a mistake, not 1
+    elif key.kind is float:
+        ok_type = isinstance(value, (int, float)) and math.isfinite(value)  # nan passes no range
+    else:
+        ok_type = isinstance(value, key.kind)
+    return ok_type and key.check(value)
+
+
+def _syntax_error(where: str, text: str, exc: Exception) -> str:
+    message = str(exc)
+    found = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+    if found:
+        line = found.group(1)
+        message = message[: found.start()] + f" (column {found.group(2)})"
+    else:
+        line = str(text.count("\n") + 1)  # "(at end of document)"
+        message = re.sub(r"\s*\(at end of document\)\s*$", " (at end of file)", message)
+    return f"{where}:{line}: TOML syntax error: {message}"
+
+
+def _did_you_mean(typed: str, choices: Mapping[str, str]) -> str:
+    """``choices`` maps a candidate name to how the hint should write it."""
+    close = difflib.get_close_matches(typed, list(choices), n=1, cutoff=0.75)
+    return f"did you mean {choices[close[0]]}?" if close else ""
+
+
+def _one_of(choices, pattern: str) -> str:
+    return "expected one of: " + ", ".join(pattern.format(c) for c in choices)
+
+
+def _show(value: Any) -> str:
+    """A short, one-line rendering of a TOML value for an error message."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = _toml_string(value)
+        return f"the string {text if len(text) <= 60 else text[:57] + '...'}"
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ------------------------------------------------------------------------ writing and merging
+
+
+def dump_config(config: Config) -> str:
+    """The TOML text of ``config``, with a comment above every key explaining it."""
+    lines = [
+        "# mouseguard configuration.",
+        "# Lines starting with # are comments. Delete this file to get the defaults back:",
+        "# it is written again, with these explanations, the next time mouseguard starts.",
+    ]
+    for section in _SECTIONS:
+        lines += ["", f"[{section}]"]
+        for key in (k for k in _KEYS if k.section == section):
+            lines += [f"# {line}" if line else "#" for line in key.comment.splitlines()]
+            lines.append(f"{key.name} = {_toml_value(key, getattr(getattr(config, section), key.name))}")
+            lines.append("")
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def write_config(config: Config, path: str | os.PathLike | None = None) -> Path:
+    """Write ``config`` atomically (0600) to ``path`` (default ``paths.config_file()``)."""
+    path = Path(path) if path is not None else paths.config_file()
+    paths.ensure(path.parent)
+    atomic_write_text(path, dump_config(config))
+    return path
+
+
+def _toml_value(key: _Key, value: Any) -> str:
+    if key.kind is bool:
+        return "true" if value else "false"
+    if key.kind is str:
+        return _toml_string(value)
+    if key.kind is float and not (key.whole_as_int and float(value).is_integer()):
+        return repr(float(value))
+    return str(int(value))
+
+
+def _toml_string(value: str) -> str:
+    # A TOML basic string: escape the quote, the backslash and control characters; everything
+    # else (any Unicode) may appear as is. json.dumps is close but not TOML (surrogate pairs).
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char, f"\\u{ord(char):04x}"))
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def apply_overrides(config: Config, **cli_flags: Any) -> Config:
+    """A new Config where each non-None flag replaces the key of the same name.
+
+    Flag names are the key names (``threshold=0.8``, ``pause_minutes=5``); they are unique
+    across sections. Values are validated like the file's, and an error names the flag
+    (``--threshold``) because that is what the user typed.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for flag, value in cli_flags.items():
+        if value is None:
+            continue
+        key = _KEYS_BY_NAME.get(flag)
+        if key is None:
+            raise TypeError(f"apply_overrides: no configuration key named {flag!r}")
+        if key.kind is str and isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        checked = _validate(key, value, "command line: --" + flag.replace("_", "-"))
+        changes.setdefault(key.section, {})[key.name] = checked
+    if not changes:
+        return config
+    return dataclasses.replace(
+        config,
+        **{section: dataclasses.replace(getattr(config, section), **values) for section, values in changes.items()},
+    )
+
+
+# ------------------------------------------------------------------------ resolved settings
+
+
+def effective_user(config: Config) -> str:
+    """The user whose model is used: ``agent.user``, or the login name when it is ""."""
+    return config.agent.user or getpass.getuser()
+
+
+def effective_model_dir(config: Config, env: Mapping[str, str] | None = None) -> Path:
+    """The model folder to load: ``agent.model``, or ``models_dir()/<user>`` when it is ""."""
+    if config.agent.model:
+        return Path(config.agent.model).expanduser()
+    return paths.user_model_dir(effective_user(config), env)

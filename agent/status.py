@@ -1,0 +1,175 @@
+"""The status file: how ``mouseguard status`` (another process) sees the running agent.
+
+The agent rewrites one small JSON file on every state change and at least every
+``HEARTBEAT_SECONDS``; ``mouseguard status`` reads it. A file is only evidence of a running
+agent while its writer is alive and keeps it fresh: a crashed agent leaves its last "protected"
+behind, and reporting that as protection would be the silent failure the design forbids. So
+a dead pid or a file older than ``STALE_SECONDS`` reads as "not running (last seen ...)".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.files import atomic_write_text
+from agent.states import STATES
+
+FORMAT_VERSION = 1
+#: The running agent rewrites the status at least this often, even when nothing changed.
+HEARTBEAT_SECONDS = 30
+#: A status not rewritten for this long is not trusted: four missed heartbeats.
+STALE_SECONDS = 4 * HEARTBEAT_SECONDS
+
+
+def write_status(
+    path: str | os.PathLike,
+    state: str,
+    since: float,
+    blocks_scored: int,
+    last_score: float | None,
+    pid: int,
+    detail: str = "",
+    model: str = "",
+    *,
+    now: float | None = None,
+) -> None:
+    """Atomically replace the status file (0600).
+
+    ``since`` is when ``state`` began and ``now`` when this was written, both wall-clock
+    seconds (``time.time()``): they are shown to a person and compared across processes, so
+    the monotonic clock the capture uses would mean nothing here.
+    """
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
+    payload = {
+        "version": FORMAT_VERSION,
+        "state": state,
+        "since": float(since),
+        "updated": float(time.time() if now is None else now),
+        "blocks_scored": int(blocks_scored),
+        "last_score": None if last_score is None else float(last_score),
+        "pid": int(pid),
+        "detail": str(detail),
+        "model": str(model),
+    }
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_status(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The status written by ``write_status``, or None when there is none to read."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # never written, removed, or not ours: all mean "no running agent to show"
+    return payload if isinstance(payload, dict) else None
+
+
+def format_status(
+    status: dict[str, Any] | None,
+    now: float,
+    *,
+    stale_after: float = STALE_SECONDS,
+    is_alive: Callable[[int], bool] | None = None,
+) -> str:
+    """Human-readable lines for ``mouseguard status`` (joined with newlines, no trailing one).
+
+    ``is_alive`` (default ``pid_alive``) is a seam for tests.
+    """
+    if not status:
+        return "not running (no status file: the agent has not run, or not as this user)"
+    is_alive = pid_alive if is_alive is None else is_alive
+    state = str(status.get("state", "unknown"))
+    pid = status.get("pid")
+    updated = _number(status.get("updated"))
+    since = _number(status.get("since"))
+
+    if updated is None:
+        return "not running (the status file is incomplete)"
+    alive = isinstance(pid, int) and is_alive(pid)
+    age = now - updated
+    if not alive or age > stale_after:
+        seen = f"last seen {_clock(updated, now)}, {_ago(age)}, {state}"
+        if alive:  # the process exists but stopped writing: hung, or the pid was reused
+            seen += f"; process {pid} exists but stopped updating its status"
+        return f"not running ({seen})"
+
+    blocks = int(status.get("blocks_scored") or 0)
+    score = _number(status.get("last_score"))
+    when = f" since {_clock(since, now)} ({_ago(now - since)})" if since is not None else ""
+    parts = [
+        f"{state}{when}",
+        f"{blocks} block{'' if blocks == 1 else 's'} scored",
+        f"last rolling score {score:.2f}" if score is not None else "no rolling score yet",
+    ]
+    lines = [", ".join(parts)]
+    if status.get("detail"):
+        lines.append(f"  {status['detail']}")
+    if status.get("model"):
+        lines.append(f"  model: {status['model']}")
+    lines.append(f"  agent pid {pid}")
+    return "\n".join(lines)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only, nothing is sent
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, but is not ours to signal
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    # os.kill on Windows terminates the process whatever the signal, so ask the kernel instead.
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: exists, not ours
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _clock(timestamp: float, now: float) -> str:
+    """Local time of day; with the date too when it is not today."""
+    then, today = time.localtime(timestamp), time.localtime(now)
+    if then[:3] == today[:3]:
+        return time.strftime("%H:%M", then)
+    return time.strftime("%Y-%m-%d %H:%M", then)
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 5:
+        return "just now"  # also absorbs small clock differences that make it negative
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min ago" if minutes else f"{hours} h ago"
+    days = seconds // 86400
+    return f"{days} day{'' if days == 1 else 's'} ago"
