@@ -1,0 +1,90 @@
+"""Test doubles shared by several test files.
+
+Fakes here implement the real interfaces (not mocks of call sequences), so a test that
+passes with a fake says something about the contract the real object also honours.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from agent.tray import Tray
+
+
+class RecordingTray(Tray):
+    """A tray that records what the agent showed: ``states`` and ``notifications``.
+
+    ``run`` behaves like the real trays (calls ``on_ready``, blocks until ``stop``), so agent
+    start-up and shutdown can be tested without a display.
+    """
+
+    def __init__(self):
+        self.states: list[tuple[str, str]] = []  # (state, tooltip), in order
+        self.notifications: list[tuple[str, str]] = []  # (title, message), in order
+        self.ran = threading.Event()
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()  # the agent calls in from several threads
+
+    @property
+    def state(self) -> str | None:
+        """The state shown last, or None before the first set_state."""
+        with self._lock:
+            return self.states[-1][0] if self.states else None
+
+    def set_state(self, state: str, tooltip: str) -> None:
+        with self._lock:
+            self.states.append((state, tooltip))
+
+    def notify(self, title: str, message: str) -> None:
+        assert title, "notify needs a title (macOS shows nothing without one)"
+        with self._lock:
+            self.notifications.append((title, message))
+
+    def run(self, on_ready: Callable[[], None]) -> None:
+        if self.stopped.is_set():
+            return
+        self.ran.set()
+        on_ready()
+        self.stopped.wait()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+class FakeRun:
+    """A stand-in for :func:`subprocess.run`: records every command, answers from a script.
+
+    ``answers`` maps a command prefix (tuple of leading words) to a result: an int exit code,
+    ``(exit code, stdout)``, an exception instance to raise, or a callable ``(command) -> any
+    of those``. The longest matching prefix wins; unmatched commands exit 127 (not found).
+    """
+
+    def __init__(self, answers: dict[tuple[str, ...], object] | None = None):
+        self.answers = dict(answers or {})
+        self.calls: list[list[str]] = []
+        self.kwargs: list[dict] = []
+
+    def __call__(self, command, **kwargs):
+        import subprocess
+
+        command = list(command)
+        self.calls.append(command)
+        self.kwargs.append(kwargs)
+        answer = self._answer(command)
+        if callable(answer) and not isinstance(answer, BaseException):
+            answer = answer(command)
+        if isinstance(answer, BaseException):
+            raise answer
+        code, stdout = (answer, "") if isinstance(answer, int) else answer
+        return subprocess.CompletedProcess(command, code, stdout=stdout, stderr="" if code == 0 else "fake failure")
+
+    def _answer(self, command):
+        best, best_len = 127, -1
+        for prefix, answer in self.answers.items():
+            if tuple(command[: len(prefix)]) == prefix and len(prefix) > best_len:
+                best, best_len = answer, len(prefix)
+        return best
+
+    def commands_starting(self, *prefix: str) -> list[list[str]]:
+        return [c for c in self.calls if tuple(c[: len(prefix)]) == prefix]
