@@ -16,7 +16,7 @@ from agent.errors import MouseguardError
 
 def _add_train(sub) -> None:
     train = sub.add_parser("train", help="pre-train, fit, evaluate models (needs the [train] extra)")
-    tsub = train.add_subparsers(dest="train_command", required=True, metavar="{pretrain,fit,evaluate}")
+    tsub = train.add_subparsers(dest="train_command", required=True, metavar="{pretrain,fit,evaluate,build-artifacts}")
 
     p = tsub.add_parser("pretrain", help="pre-train the encoder as an identifier of many users")
     p.add_argument("--dataset", choices=["sapimouse", "balabit"], default="sapimouse")
@@ -31,9 +31,16 @@ def _add_train(sub) -> None:
     p.add_argument("--user", required=True, help="the genuine user")
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
     p.add_argument("--mode", choices=["plain", "transfer1", "transfer2"], default="plain")
+    p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
+                   help="cnn (blocks, default), features (segment features + MLP) or patterns (one-class)")
     p.add_argument("--encoder", help="pre-trained encoder folder (transfer modes)")
     p.add_argument("--false-locks-per-8h", type=float, default=1.0,
                    help="target false-lock rate used to calibrate the threshold (default 1)")
+    _add_fit_options(p)
+
+    p = tsub.add_parser("build-artifacts", help="rebuild models/ (encoder, background pool, demo) from public data")
+    p.add_argument("--data", required=True, help="folder holding sapimouse/ and balabit-training/")
+    p.add_argument("--out", help="artefact folder (default: the package's models/)")
     _add_fit_options(p)
 
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
@@ -44,6 +51,8 @@ def _add_train(sub) -> None:
     p.add_argument("--encoder", help="pre-trained encoder folder (default: pre-train one on SapiMouse)")
     p.add_argument("--sapimouse", help="SapiMouse folder for pre-training when no --encoder is given")
     p.add_argument("--users", help="only these users (e.g. user7,user9) — for quick runs")
+    p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
+                   help="which model family to evaluate (default cnn)")
     _add_fit_options(p)
 
 
@@ -62,9 +71,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mouseguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser("run", help="watch the mouse and lock (or alert) when someone else is at it")
+    p.add_argument("--model", help="model directory (default: the enrolled user's)")
+    p.add_argument("--action", choices=["lock", "alert", "log"], help="what to do on an impostor (default: config)")
+    p.add_argument("--no-tray", action="store_true", help="run without a tray icon")
+
+    p = sub.add_parser("record", help="record your mouse use to a file (project CSV format)")
+    p.add_argument("--out", required=True, help="file to write (.csv or .csv.gz)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes (default: at Ctrl-C)")
+
     p = sub.add_parser("score", help="score recordings with a model: CSV of file,blocks,score")
     p.add_argument("--model", required=True, help="model directory (model.onnx + manifest.json)")
     p.add_argument("files", nargs="+", metavar="FILE", help="recordings (project CSV[.gz], Balabit or SapiMouse)")
+
+    p = sub.add_parser("replay", help="feed a recording through the agent's pipeline and print its decisions")
+    p.add_argument("file", metavar="FILE", help="a recording (project CSV[.gz], Balabit or SapiMouse)")
+    p.add_argument("--model", help="model directory (default: the enrolled user's model)")
+    p.add_argument("--speed", type=float, help="1 = real time, 10 = ten times faster (default: as fast as possible)")
+
+    p = sub.add_parser("demo", help="replay the shipped genuine and impostor demo sessions (no display needed)")
+    p.add_argument("--out", default="mouseguard-demo.png", help="timeline chart to write (PNG)")
+
+    p = sub.add_parser("enroll", help="learn how you move the mouse and create your model")
+    p.add_argument("--user", help="whose model (default: the login name)")
+    p.add_argument("--minutes", type=float, help="minutes of active movement to record (default: config)")
+    p.add_argument("--from", dest="from_files", nargs="+", metavar="FILE",
+                   help="enrol from these recordings instead of recording now")
+    p.add_argument("--epochs", type=int, default=16, help=argparse.SUPPRESS)
+
+    sub.add_parser("status", help="what the running agent is doing (or that it is not running)")
+
+    p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
+    p.add_argument("action", choices=["enable", "disable", "status"])
+
+    p = sub.add_parser("forget", help="erase your models and recordings")
+    p.add_argument("--user", help="whose data (default: the login name)")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     _add_train(sub)
     return parser
@@ -91,6 +133,9 @@ def main(argv=None) -> int:
     except MouseguardError as exc:
         print(f"mouseguard: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mouseguard replay ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mouseguard: interrupted", file=sys.stderr)
         return 130

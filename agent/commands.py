@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import sys
 
 import numpy as np
 
-from agent.blocks import cut_blocks
 from agent.model_dir import load_model_dir
+from agent.errors import MouseguardError
 from agent.recordings import read_recording
 
 
@@ -21,21 +20,185 @@ def score(args) -> int:
     """
     from agent.scorer import Scorer
 
+    from agent.model_inputs import extract_all
+
     model = load_model_dir(args.model)
     scorer = Scorer(model)
-    spec = dataclasses.replace(model.spec, remainder="concatenate")
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["file", "blocks", "score"])
     # Read every file before printing anything: a bad file fails the command, not row 3.
     recordings = [(path, read_recording(path)) for path in args.files]
     for path, events in recordings:
-        blocks, _ = cut_blocks(events, spec)
+        blocks, _ = extract_all(model, events, short_files=True)
         p = scorer.score(blocks)
         out.writerow([path, len(blocks), f"{float(np.mean(p)):.6f}" if len(p) else ""])
     return 0
 
 
-HANDLERS = {"score": score}
+
+
+def replay_cmd(args) -> int:
+    from agent.replay import TIMELINE_HEADER, make_pipeline, replay, summary, timeline_line
+    from agent.scorer import Scorer
+
+    if args.speed is not None and not args.speed > 0:
+        raise MouseguardError("--speed must be a positive number (omit it to replay as fast as possible)")
+    model = load_model_dir(resolve_model(args.model))
+    events = read_recording(args.file)
+    pipeline = make_pipeline(model, Scorer(model))
+    d = pipeline.decision
+    print(f"replaying {args.file} ({len(events)} events) with the model of {model.user}: "
+          f"lock when the mean of {d.window} blocks < {d.threshold:.3f}")
+    print(TIMELINE_HEADER)
+    t0 = float(events["t"][0]) if len(events) else 0.0
+    verdicts = replay(events, pipeline, speed=args.speed,
+                      on_verdict=lambda v: print(timeline_line(v, t0, d.threshold, d.window), flush=True))
+    print(summary(verdicts))
+    return 0
+
+
+def resolve_model(explicit: str | None) -> str:
+    """The model to use: ``--model`` if given, else the enrolled user's (see config)."""
+    if explicit:
+        return explicit
+    from agent.config import effective_model_dir, load_config
+
+    return str(effective_model_dir(load_config()))
+
+
+def status(args) -> int:
+    import time
+
+    from agent.paths import status_file
+    from agent.status import format_status, read_status
+
+    print(format_status(read_status(status_file()), time.time()))
+    return 0
+
+
+def autostart(args) -> int:
+    from agent import autostart as auto
+
+    if args.action == "enable":
+        print(auto.enable(auto.default_command()))
+    elif args.action == "disable":
+        print("autostart disabled" if auto.disable() else "autostart was not enabled")
+    else:
+        print(auto.status())
+    return 0
+
+
+def forget(args) -> int:
+    """Erase a user's models and recordings: everything mouseguard learnt about them."""
+    import shutil
+
+    from agent.config import effective_user, load_config
+    from agent.paths import recordings_dir, user_model_dir
+
+    user = args.user or effective_user(load_config())
+    targets = [p for p in (user_model_dir(user), recordings_dir() / user) if p.exists()]
+    if not targets:
+        print(f"nothing stored for {user}")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise MouseguardError("refusing to erase without confirmation: run it in a terminal or add --yes")
+        answer = input(f"Erase {' and '.join(map(str, targets))}? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing erased")
+            return 1
+    for p in targets:
+        shutil.rmtree(p)
+        print(f"erased {p}")
+    return 0
+
+
+def run_agent(args) -> int:
+    """``mouseguard run``: the agent in the foreground until Quit, Ctrl-C or SIGTERM."""
+    import logging
+    import signal
+
+    from agent.actions import platform_locker
+    from agent.actions.actor import Actor
+    from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
+    from agent.instance import InstanceLock
+    from agent.logs import setup_logging
+    from agent.paths import ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.runner import Agent
+    from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
+
+    config = apply_overrides(load_config(), action=args.action, model=args.model,
+                             tray=False if args.no_tray else None)
+    logfile = setup_logging(ensure(log_dir()), config.logging.level)
+    log = logging.getLogger("mouseguard.agent")
+    ensure(state_dir())
+    with InstanceLock(lock_file()):
+        holder = {}
+        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].pause(seconds),
+                                  resume=lambda: holder["agent"].resume(),
+                                  open_logs=lambda: open_folder(log_dir()),
+                                  quit=lambda: holder["agent"].stop())
+        tray = None
+        if config.agent.tray:
+            try:
+                tray = PystrayTray(callbacks, pause_minutes=config.agent.pause_minutes)
+            except TrayUnavailable as exc:
+                log.warning("no tray icon (%s); running without one", exc)
+        tray = tray or HeadlessTray()
+        actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
+                                        user=effective_user(config), status_path=status_file(),
+                                        recordings_dir=recordings_dir())
+        signal.signal(signal.SIGTERM, lambda *_: tray.stop())
+        log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
+        try:
+            tray.run(agent.start)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            agent.stop()
+            tray.stop()
+            tray.close()
+    return 0
+
+
+def record_cmd(args) -> int:
+    from agent.capture import CaptureUnavailable
+    from agent.recorder import record
+
+    if args.minutes is not None and not args.minutes > 0:
+        raise MouseguardError("--minutes must be positive")
+
+    def progress(active, wall, events):
+        limit = f" / {args.minutes:g}" if args.minutes else ""
+        print(f"\rrecording {wall / 60:5.1f}{limit} min, {active / 60:5.1f} min of movement, {events} events "
+              f"(Ctrl-C to stop)", end="", file=sys.stderr, flush=True)
+
+    try:
+        events = record(args.out, wall_minutes=args.minutes, progress=progress)
+    except CaptureUnavailable as exc:
+        raise MouseguardError(str(exc)) from None
+    print(f"\n{len(events)} events written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def demo(args) -> int:
+    from pathlib import Path
+
+    from agent.demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+def enroll(args) -> int:
+    from agent.enrolment import enroll_cmd
+
+    return enroll_cmd(args)
+
+
+HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo, "enroll": enroll, "status": status,
+            "autostart": autostart, "forget": forget}
 
 
 def run(args) -> int:

@@ -55,7 +55,8 @@ class Decision:
 class ModelDir:
     path: Path
     manifest: dict
-    spec: BlockSpec
+    #: The block spec of a block-input model (the 1D-CNN); None for other input kinds.
+    spec: BlockSpec | None
     decision: Decision
     input_name: str
     output_name: str
@@ -63,6 +64,11 @@ class ModelDir:
     @property
     def onnx_path(self) -> Path:
         return self.path / ONNX_FILE
+
+    @property
+    def input_kind(self) -> str:
+        """What the ONNX input holds: ``blocks`` (1D-CNN) or another registered kind."""
+        return self.manifest["onnx"]["input"].get("kind", "blocks")
 
     @property
     def user(self) -> str:
@@ -90,7 +96,8 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
     try:
         onnx = manifest["onnx"]
         expected = onnx["sha256"]
-        spec = BlockSpec.from_dict(manifest["block_spec"])
+        kind = onnx["input"].get("kind", "blocks")
+        spec = BlockSpec.from_dict(manifest["block_spec"]) if kind == "blocks" else None
         decision = Decision(int(manifest["decision"]["window"]), float(manifest["decision"]["threshold"]))
         input_name, output_name = onnx["input"]["name"], onnx["output"]["name"]
     except (KeyError, TypeError) as exc:

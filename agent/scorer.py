@@ -34,17 +34,20 @@ class Scorer:
                 f"({model.input_name!r} -> {model.output_name!r})"
             )
         shape = inputs[model.input_name].shape
-        if len(shape) != 3 or shape[1:] != [model.spec.channels, model.spec.size]:
+        declared = model.manifest["onnx"]["input"].get("shape")
+        if model.spec is not None:
+            declared = [None, model.spec.channels, model.spec.size]
+        if declared is None or len(shape) != len(declared) or shape[1:] != list(declared[1:]):
             raise ModelError(
-                f"{model.onnx_path}: ONNX input shape {shape} does not fit the block spec "
-                f"({model.spec.channels} channels x {model.spec.size})"
+                f"{model.onnx_path}: ONNX input shape {shape} does not fit the manifest's {declared}"
             )
         self.model = model
         self._input = model.input_name
         self._output = [model.output_name]
 
     def score(self, blocks: np.ndarray) -> np.ndarray:
-        """P(genuine) for each block of ``(n, channels, size)``; an empty batch gives ``[]``."""
+        """P(genuine) for each input row (a block ``(channels, size)`` for the 1D-CNN, a
+        feature vector for other model families); an empty batch gives ``[]``."""
         if len(blocks) == 0:
             return np.empty(0, dtype=np.float32)
         (p,) = self.session.run(self._output, {self._input: np.ascontiguousarray(blocks, np.float32)})

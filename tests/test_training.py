@@ -15,22 +15,14 @@ from agent.scorer import Scorer
 from tests.synth import synth_events
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recordings")
-    for u, user in enumerate(("alice", "bob", "carol")):
-        for k in range(3):
-            write_recording(root / user / f"s{k}.csv", synth_events(user, seconds=150, seed=10 * u + k))
-    return root
+@pytest.fixture
+def dataset(synth_dataset):
+    return synth_dataset
 
 
-@pytest.fixture(scope="module")
-def model(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("m") / "alice"
-    rc = main(["train", "fit", "--dataset", "recording", "--data", str(dataset), "--user", "alice",
-               "--out", str(out), "--epochs", "3"])
-    assert rc == 0
-    return out
+@pytest.fixture
+def model(synth_model):
+    return synth_model
 
 
 def test_model_dir_manifest_and_private_files(model):

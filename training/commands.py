@@ -71,6 +71,10 @@ def cmd_fit(args) -> int:
     if args.user not in users:
         raise DatasetError(f"user {args.user!r} is not in {args.data} (users: {', '.join(users[:12])}"
                            f"{' …' if len(users) > 12 else ''})")
+    if getattr(args, "model_family", "cnn") != "cnn":
+        from training.family_commands import fit_family
+
+        return fit_family(args, sessions, log=_say)
     encoder_state, spec = None, SEED_SPEC
     if args.encoder:
         encoder_state, spec, _ = load_encoder(args.encoder)
@@ -110,5 +114,16 @@ def cmd_evaluate(args) -> int:
     return evaluate.run(args, log=_say)
 
 
+def cmd_build_artifacts(args) -> int:
+    import models
+    from training.artifacts import build
+
+    out = args.out or models.ROOT
+    manifest = build(args.data, out, SEED_SPEC, _cfg(args), log=_say)
+    _say(f"artefacts written to {out}: " + ", ".join(f"{k} ({v['bytes'] / 1e3:.0f} kB)" for k, v in manifest["files"].items()))
+    return 0
+
+
 def run(args) -> int:
-    return {"pretrain": cmd_pretrain, "fit": cmd_fit, "evaluate": cmd_evaluate}[args.train_command](args)
+    return {"pretrain": cmd_pretrain, "fit": cmd_fit, "evaluate": cmd_evaluate,
+            "build-artifacts": cmd_build_artifacts}[args.train_command](args)

@@ -17,6 +17,8 @@ from training.fit import FitConfig, FitError, fit_user, predict
 from training.metrics import auc_eer
 
 HOLDOUT = 0.2
+#: Fewer genuine blocks than this cannot both train a model and calibrate its threshold.
+MIN_BLOCKS = 80
 
 
 def split_runs(runs: list[np.ndarray], holdout: float = HOLDOUT):
@@ -32,16 +34,25 @@ def split_runs(runs: list[np.ndarray], holdout: float = HOLDOUT):
 def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], spec: BlockSpec,
                          out_dir, *, user: str, mode: str, encoder_state, cfg: FitConfig,
                          seconds_per_block: float, false_locks_per_hour: float, training_info: dict,
-                         log=None) -> dict:
-    """Fit, calibrate and export; returns the manifest's metrics and decision summary."""
+                         impostor_heldout_runs: list[np.ndarray] | None = None, log=None) -> dict:
+    """Fit, calibrate and export; returns the manifest's metrics and decision summary.
+
+    Impostor runs are split in time like the genuine ones, unless ``impostor_heldout_runs``
+    gives separate impostors (whole users never seen in training) for the held-out side.
+    """
     genuine_train, genuine_held = split_runs(genuine_runs)
-    impostor_train, impostor_held = split_runs(impostor_runs)
+    if impostor_heldout_runs is None:
+        impostor_train, impostor_held = split_runs(impostor_runs)
+    else:
+        impostor_train, impostor_held = list(impostor_runs), list(impostor_heldout_runs)
     positives = np.concatenate(genuine_train) if genuine_train else np.empty((0, spec.channels, spec.size))
     negatives = np.concatenate(impostor_train) if impostor_train else np.empty((0, spec.channels, spec.size))
-    if sum(map(len, genuine_held)) < 10:
+    have = len(positives) + sum(map(len, genuine_held))
+    if have < MIN_BLOCKS:
+        more = (MIN_BLOCKS - have) * seconds_per_block / 60
         raise FitError(
-            f"too little data of {user}: {len(positives) + sum(map(len, genuine_held))} blocks; "
-            f"at least 60 are needed (about {60 * seconds_per_block / 60:.0f} minutes of mouse movement)"
+            f"too little data of {user}: {have} blocks, at least {MIN_BLOCKS} are needed "
+            f"(about {more:.0f} more minutes of mouse movement)"
         )
     model = fit_user(positives, negatives, spec, mode, encoder_state, cfg, log=log)
     genuine_scores = [predict(model, r) for r in genuine_held]

@@ -1,0 +1,93 @@
+"""``mouseguard enroll``: record (or take recordings), then train the person's model.
+
+Training needs the ``[train]`` extra; recording does not. Recordings are kept under the
+user's recordings folder, so a later re-enrolment learns from everything recorded so far.
+The model directory is replaced atomically: the previous model protects until the new one
+is complete, and an interrupted enrolment leaves it untouched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+from agent.errors import MouseguardError
+from agent.recordings import read_recording
+
+
+def _progress_line(target_minutes: float):
+    def show(active: float, wall: float, events: int) -> None:
+        done = min(1.0, active / (target_minutes * 60))
+        bar = "#" * int(done * 30)
+        print(f"\rrecording [{bar:<30}] {active / 60:5.1f} / {target_minutes:g} min of movement, "
+              f"{events} events (Ctrl-C to stop early)", end="", file=sys.stderr, flush=True)
+    return show
+
+
+def new_recording_path(folder: Path) -> Path:
+    """A fresh recording file in ``folder`` (created private), named by the time."""
+    from agent.paths import ensure
+
+    folder = ensure(folder)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return folder / f"{stamp}.csv.gz"
+
+
+def train_from(files: list, user: str, config, epochs: int = 16) -> dict:
+    """Enrol ``user`` from recording files; returns the enrolment summary."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise MouseguardError("training a model needs PyTorch: pip install 'mouseguard[train]' "
+                              "(see README, 'Install')") from None
+    from agent.paths import user_model_dir
+    from training.enrol import enrol
+    from training.fit import FitConfig
+
+    recordings = [read_recording(f) for f in files]
+    out = user_model_dir(user)
+    return enrol(recordings, user, out, cfg=FitConfig(epochs=epochs),
+                 false_locks_per_8h=config.enrolment.false_locks_per_8h, sources=files,
+                 log=lambda m: print(m, file=sys.stderr, flush=True))
+
+
+def enroll_cmd(args) -> int:
+    from agent.config import effective_user, load_config
+    from agent.paths import recordings_dir, user_model_dir
+
+    config = load_config()
+    user = args.user or effective_user(config)
+    if args.from_files:
+        files = list(args.from_files)
+        for f in files:
+            read_recording(f)  # fail on a bad file before recording or training anything
+    else:
+        minutes = args.minutes or config.enrolment.minutes
+        if not minutes > 0:
+            raise MouseguardError("--minutes must be positive")
+        path = new_recording_path(recordings_dir() / user)
+        print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
+              f"movement into {path}.", file=sys.stderr)
+        from agent.capture import CaptureUnavailable
+        from agent.recorder import record
+
+        try:
+            record(path, active_minutes=minutes, progress=_progress_line(minutes))
+        except CaptureUnavailable as exc:
+            raise MouseguardError(str(exc)) from None
+        print(file=sys.stderr)
+        files = sorted(str(p) for p in (recordings_dir() / user).glob("*.csv*"))
+        if not files:
+            raise MouseguardError("nothing was recorded")
+    from training.fit import FitError
+
+    try:
+        summary = train_from(files, user, config, epochs=args.epochs)
+    except FitError as exc:
+        raise MouseguardError(f"{exc}; nothing was changed") from None
+    from training.enrol import describe
+
+    print(f"enrolled {user}: model in {user_model_dir(user)}")
+    print(describe(summary))
+    return 0

@@ -1,0 +1,78 @@
+"""Everything after the hook: events -> block cutter -> scorer -> rolling decision.
+
+The same :class:`Pipeline` runs live (fed by the ring buffer on its own thread, so the hook
+never waits for scoring) and in ``replay``/``demo``/benchmarks (fed from a recording), so
+what a replay shows is what the agent would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import numpy as np
+
+from agent.decision import RollingDecision, Verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockVerdict:
+    """One scored block: when it ended (event clock), its index, and the decision after it."""
+
+    t: float
+    index: int
+    verdict: Verdict
+
+
+class Pipeline:
+    def __init__(self, cutter, scorer, decision: RollingDecision):
+        """``cutter``: the block cutter, or any extractor with its push/flush contract."""
+        self.cutter = cutter
+        self.scorer = scorer
+        self.decision = decision
+        self.blocks_scored = 0
+
+    def feed(self, events: np.ndarray) -> list[BlockVerdict]:
+        """Push events; score the blocks they complete (in one batch) and decide on each."""
+        blocks, ends = self.cutter.push(events)
+        if len(blocks) == 0:
+            return []
+        scores = self.scorer.score(blocks)
+        out = []
+        for t, s in zip(ends.tolist(), scores.tolist()):
+            self.blocks_scored += 1
+            out.append(BlockVerdict(t, self.blocks_scored, self.decision.update(s, now=t)))
+        return out
+
+
+class PipelineThread(threading.Thread):
+    """Drains the ring buffer and feeds the pipeline; sleeps while there is no input."""
+
+    def __init__(self, buffer, pipeline: Pipeline, on_verdicts, on_error, poll: float = 0.5):
+        super().__init__(name="mouseguard-pipeline", daemon=True)
+        self.buffer = buffer
+        self.pipeline = pipeline
+        self.on_verdicts = on_verdicts
+        self.on_error = on_error
+        self.poll = poll
+        self._stop_event = threading.Event()
+        #: While paused, input is drained and thrown away: nothing is judged.
+        self.paused = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.buffer.wait(self.poll)
+            events, _injected = self.buffer.drain()
+            if self.paused.is_set() or len(events) == 0:
+                continue
+            try:
+                verdicts = self.pipeline.feed(events)
+            except Exception as exc:  # a scorer failure must surface as "not protecting", not vanish
+                self.on_error(exc)
+                continue
+            if verdicts:
+                self.on_verdicts(verdicts)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        self.join(timeout)

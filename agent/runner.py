@@ -1,0 +1,297 @@
+"""The running agent: hook -> ring buffer -> pipeline -> decision -> act, with tray and status.
+
+Threads: the pynput hook (only stamps and stores events), the hook supervisor, one consumer
+of the ring buffer — the pipeline when a model protects, the learner while there is none yet
+— and a heartbeat that keeps the status file fresh. The tray owns the main thread (macOS
+needs that) and starts the rest once it is up.
+
+Every way of not protecting is a visible state: no model (learning / not enrolled), a model
+refused (not protecting), a dead hook (not protecting until the supervisor restarts it), a
+failed lock (alert). Nothing here ends the agent except quit.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent import states
+from agent.model_dir import ModelError, load_model_dir
+
+log = logging.getLogger("mouseguard.agent")
+
+
+def live_clock() -> float:
+    """Monotonic time rounded to microseconds: what a recording keeps (6 decimals), so the
+    blocks cut live equal the blocks cut from the recording of the same events."""
+    return round(time.monotonic(), 6)
+
+
+class Agent:
+    def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
+                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = 30.0):
+        self.config = config
+        self.tray = tray
+        self.actor = actor
+        self.model_dir = Path(model_dir)
+        self.user = user
+        self.status_path = status_path
+        self.recordings_dir = recordings_dir
+        self.hook_factory = hook_factory
+        self.enrol_command = enrol_command or default_enrol_command
+        self.heartbeat = heartbeat
+        self._lock = threading.RLock()
+        self._stopped = threading.Event()
+        self.state = states.NOT_ENROLLED
+        self.detail = ""
+        self.since = time.time()
+        self.last_rolling: float | None = None
+        self.blocks_scored = 0
+        self.mode = states.NOT_ENROLLED  # what the agent does when nothing is wrong
+        self.hook_ok = False
+        self.paused_until: float | None = None
+        self.consumer = None
+        self.supervisor = None
+        self.buffer = None
+        self.model = None
+        self.lock_events: list[tuple[float, str]] = []
+
+    # -- state ------------------------------------------------------------------------------
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        from agent.tray import format_tooltip
+
+        with self._lock:
+            changed = (state, detail) != (self.state, self.detail)
+            if state != self.state:
+                self.since = time.time()
+                log.info("state: %s%s", state, f" ({detail})" if detail else "")
+            self.state, self.detail = state, detail
+        if changed:
+            self.tray.set_state(state, format_tooltip(state, self.last_rolling))
+            self.write_status()
+
+    def write_status(self) -> None:
+        from agent.status import write_status
+
+        try:
+            write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
+                         pid=__import__("os").getpid(), detail=self.detail, model=str(self.model_dir))
+        except OSError as exc:
+            log.warning("cannot write the status file %s: %s", self.status_path, exc)
+
+    def _normal_state(self) -> None:
+        """Back to what the mode says, unless the hook is down or a pause runs."""
+        if not self.hook_ok:
+            return
+        if self.paused_until is not None:
+            self.set_state(states.PAUSED, f"until {time.strftime('%H:%M', time.localtime(self.paused_until))}")
+        else:
+            self.set_state(self.mode, "")
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Called by the tray once it is up: load the model (or learn), start the hook."""
+        from agent.capture import HookSupervisor, MouseHook
+        from agent.ringbuffer import RingBuffer
+
+        self.buffer = RingBuffer()
+        self._choose_mode()
+        make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
+        self.supervisor = HookSupervisor(make_hook, self.on_health)
+        self.supervisor.start()
+        threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self.supervisor:
+            self.supervisor.stop()
+        if self.consumer:
+            self.consumer.stop()
+        self.set_state(states.NOT_PROTECTING, "stopped")
+
+    def _choose_mode(self) -> None:
+        if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
+            try:
+                self._protect(load_model_dir(self.model_dir))
+            except ModelError as exc:
+                log.error("model refused: %s", exc)
+                self.mode = states.NOT_PROTECTING
+                self.set_state(states.NOT_PROTECTING, f"model refused: {exc}")
+                self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
+            return
+        if self.config.enrolment.auto:
+            self._learn()
+        else:
+            self.mode = states.NOT_ENROLLED
+            self.set_state(states.NOT_ENROLLED, "run 'mouseguard enroll'")
+            self.tray.notify("mouseguard is not protecting yet", "No model for you yet: run 'mouseguard enroll'.")
+
+    def _protect(self, model) -> None:
+        from agent.pipeline import PipelineThread
+        from agent.replay import make_pipeline
+        from agent.scorer import Scorer
+
+        d = self.config.decision
+        pipeline = make_pipeline(model, Scorer(model), window=d.window or None,
+                                 threshold=d.threshold or None, grace_seconds=self.config.agent.grace_seconds)
+        self.model = model
+        if self.consumer:
+            self.consumer.stop()
+        self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error)
+        self.consumer.start()
+        self.mode = states.PROTECTED
+        log.info("protecting with %s: mean of %d blocks < %.3f -> %s", model.path, pipeline.decision.window,
+                 pipeline.decision.threshold, self.actor.action)
+        self._normal_state()
+
+    def _learn(self) -> None:
+        self.mode = states.LEARNING
+        self.consumer = Learner(self)
+        self.consumer.start()
+        self._normal_state()
+
+    def _heartbeat(self) -> None:
+        while not self._stopped.wait(self.heartbeat):
+            if self.paused_until is not None and time.time() >= self.paused_until:
+                self.resume()
+            self.write_status()
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    def on_health(self, healthy: bool, reason: str) -> None:
+        self.hook_ok = healthy
+        if healthy:
+            self._normal_state()
+        else:
+            log.error("mouse hook down: %s", reason)
+            self.set_state(states.NOT_PROTECTING, f"mouse hook: {reason}")
+
+    def on_verdicts(self, verdicts) -> None:
+        for v in verdicts:
+            log.debug("block %d: P(genuine) %.3f, rolling %s -> %s", v.index, v.verdict.score,
+                      "-" if v.verdict.rolling is None else f"{v.verdict.rolling:.3f}", v.verdict.state)
+            self.blocks_scored = v.index
+            if v.verdict.rolling is not None:
+                self.last_rolling = v.verdict.rolling
+            if v.verdict.act:
+                reason = (f"mean P(genuine) of the last {self.consumer.pipeline.decision.window} blocks "
+                          f"{v.verdict.rolling:.3f} < {self.consumer.pipeline.decision.threshold:.3f}")
+                outcome = self.actor.act(reason)
+                self.lock_events.append((time.time(), outcome))
+                # The person now at the mouse is judged afresh after the grace period.
+                self.consumer.pipeline.cutter.flush()
+                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")
+            elif self.hook_ok and self.paused_until is None:
+                if self.state in (states.LOCKED, states.ALERTED) and v.verdict.rolling is None:
+                    continue  # grace period after a lock: keep showing it until a new judgement
+                self.set_state(v.verdict.state)
+        self.write_status()
+
+    def on_pipeline_error(self, exc: BaseException) -> None:
+        log.exception("scoring failed", exc_info=exc)
+        self.set_state(states.NOT_PROTECTING, f"scoring failed: {exc}")
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = time.time() + seconds
+        if self.consumer is not None and hasattr(self.consumer, "paused"):
+            self.consumer.paused.set()
+        log.warning("paused by the user for %.0f min", seconds / 60)
+        self._normal_state()
+
+    def resume(self) -> None:
+        if self.paused_until is None:
+            return
+        self.paused_until = None
+        if self.consumer is not None and hasattr(self.consumer, "paused"):
+            pipeline = self.consumer.pipeline
+            pipeline.cutter.flush()
+            pipeline.decision.reset()
+            self.consumer.paused.clear()
+        log.warning("resumed")
+        self._normal_state()
+
+
+def default_enrol_command(user: str, files: list[str]) -> list[str]:
+    """Enrolment runs in a child process: torch never enters the agent's own memory."""
+    return [sys.executable, "-m", "agent", "enroll", "--user", user, "--from", *files]
+
+
+class Learner(threading.Thread):
+    """No model yet: record the user's movement; once enough, enrol and start protecting."""
+
+    def __init__(self, agent: Agent):
+        super().__init__(name="mouseguard-learner", daemon=True)
+        self.agent = agent
+        self._stop_event = threading.Event()
+        self.paused = threading.Event()
+        self.active = 0.0
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        if threading.current_thread() is not self:  # the learner hands over to the pipeline itself
+            self.join(timeout)
+
+    def run(self) -> None:
+        from agent.enrolment import new_recording_path
+        from agent.events import EVENT_DTYPE
+        from agent.recorder import CHECKPOINT_SECONDS, active_seconds
+        from agent.recordings import write_recording
+
+        agent = self.agent
+        minutes = agent.config.enrolment.minutes
+        path = new_recording_path(agent.recordings_dir / agent.user)
+        existing = sorted(str(p) for p in path.parent.glob("*.csv*") if p != path)
+        self.active = sum(active_seconds(_read_times(f)) for f in existing)
+        chunks, last_t, last_save = [], None, time.monotonic()
+        while not self._stop_event.is_set():
+            agent.buffer.wait(0.5)
+            events, _ = agent.buffer.drain()
+            if self.paused.is_set() or len(events) == 0:
+                continue
+            t = events["t"] if last_t is None else np.concatenate(([last_t], events["t"]))
+            self.active += active_seconds(t)
+            last_t = float(events["t"][-1])
+            chunks.append(events)
+            agent.set_state(states.LEARNING, f"{self.active / 60:.0f} of {minutes:g} min of movement recorded")
+            if time.monotonic() - last_save >= CHECKPOINT_SECONDS or self.active >= minutes * 60:
+                write_recording(path, np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE))
+                last_save = time.monotonic()
+            if self.active >= minutes * 60:
+                if self._enrol(existing + [str(path)]):
+                    return
+                minutes += 10  # too little for a model after all: learn a while longer
+                path, existing, chunks = new_recording_path(path.parent), existing + [str(path)], []
+
+    def _enrol(self, files: list[str]) -> bool:
+        agent = self.agent
+        agent.set_state(states.LEARNING, "enough movement recorded: training your model")
+        proc = subprocess.run(agent.enrol_command(agent.user, files), capture_output=True, text=True)
+        if proc.returncode != 0:
+            log.error("automatic enrolment failed: %s", proc.stderr.strip().splitlines()[-1:] or proc.returncode)
+            return False
+        log.info("enrolled automatically:\n%s", proc.stdout.strip())
+        try:
+            model = load_model_dir(agent.model_dir)
+        except ModelError as exc:
+            log.error("the new model was refused: %s", exc)
+            return False
+        agent.tray.notify("mouseguard is now protecting", "Your model is ready; mouseguard watches the mouse.")
+        agent._protect(model)
+        return True
+
+
+def _read_times(path) -> np.ndarray:
+    from agent.recordings import RecordingError, read_recording
+
+    try:
+        return read_recording(path)["t"]
+    except RecordingError:
+        return np.zeros(0)

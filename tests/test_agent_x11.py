@@ -1,0 +1,177 @@
+"""The running agent end to end on a real X server: real pynput hook, real xdotool input,
+real ONNX model; only the OS lock is a recording fake (it cannot exist on CI)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from agent import states
+from agent.actions.actor import Actor
+from agent.actions.result import LockResult
+from agent.config import Config, EnrolmentConfig
+from agent.runner import Agent
+from tests.fakes import RecordingTray
+
+
+class FakeLocker:
+    def __init__(self, ok=True):
+        self.calls = 0
+        self.ok = ok
+
+    def __call__(self):
+        self.calls += 1
+        return LockResult(self.ok, "fake lock" if self.ok else "no lock mechanism worked")
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def scribble(xserver, n=900, seed=0):
+    """Fast jumpy pointer motion: nothing like the synthetic genuine user's smooth arcs."""
+    import random
+
+    rnd = random.Random(seed)
+    args = []
+    for _ in range(n):
+        args += ["mousemove", str(rnd.randrange(5, 1270)), str(rnd.randrange(5, 790))]
+    for start in range(0, len(args), 600):
+        xserver.xdotool(*args[start:start + 600])
+
+
+@pytest.fixture
+def make_agent(tmp_path, xserver):
+    agents = []
+
+    def make(model_dir, action="lock", locker=None, config=None):
+        tray = RecordingTray()
+        locker = locker or FakeLocker()
+        actor = Actor(action, locker, tray.notify)
+        agent = Agent(config or Config(), tray, actor, model_dir=model_dir, user="alice",
+                      status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec", heartbeat=0.5)
+        agent.start()
+        agents.append(agent)
+        wait_for(lambda: agent.hook_ok, what="the hook to run")
+        return agent, tray, locker
+
+    yield make
+    for a in agents:
+        a.stop()
+
+
+def test_impostor_input_is_locked(make_agent, synth_model, xserver):
+    agent, tray, locker = make_agent(synth_model)
+    assert tray.state == states.PROTECTED
+    scribble(xserver)
+    wait_for(lambda: locker.calls >= 1, what="a lock")
+    assert states.LOCKED in [s for s, _ in tray.states]
+    status = json.loads(agent.status_path.read_text())
+    assert status["blocks_scored"] >= 1 and status["state"] in (states.LOCKED, states.PROTECTED, states.SUSPICIOUS)
+
+
+def test_lock_failure_alerts_and_keeps_running(make_agent, synth_model, xserver):
+    agent, tray, locker = make_agent(synth_model, locker=FakeLocker(ok=False))
+    scribble(xserver, seed=1)
+    wait_for(lambda: tray.notifications, what="an alert")
+    assert any("could not lock" in title for title, _ in tray.notifications)
+    assert states.ALERTED in [s for s, _ in tray.states]
+    assert agent.supervisor.healthy
+
+
+def test_hook_death_shows_not_protecting_then_recovers(make_agent, synth_model, xserver):
+    agent, tray, _ = make_agent(synth_model)
+    agent.supervisor.hook.inject_fault()
+    xserver.xdotool("mousemove", "100", "100", "mousemove", "200", "220")
+    wait_for(lambda: states.NOT_PROTECTING in [s for s, _ in tray.states], what="not protecting")
+    t0 = time.monotonic()
+    wait_for(lambda: tray.state == states.PROTECTED, timeout=6, what="recovery")
+    assert time.monotonic() - t0 < 5.5
+
+
+def test_pause_ignores_input_and_resume_protects(make_agent, synth_model, xserver):
+    agent, tray, locker = make_agent(synth_model)
+    agent.pause(60)
+    assert tray.state == states.PAUSED
+    scribble(xserver, n=600, seed=2)
+    time.sleep(1.0)
+    assert agent.blocks_scored == 0 and locker.calls == 0
+    agent.resume()
+    assert tray.state == states.PROTECTED
+
+
+def test_tampered_model_refused_not_protecting(make_agent, synth_model, tmp_path, xserver):
+    bad = tmp_path / "bad"
+    shutil.copytree(synth_model, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["onnx"]["sha256"] = "0" * 64
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    agent, tray, _ = make_agent(bad)
+    assert tray.state == states.NOT_PROTECTING
+    assert any("SHA-256" in message for _, message in tray.notifications)
+
+
+def test_no_model_learns_then_protects(make_agent, synth_model, tmp_path, xserver):
+    target = tmp_path / "models" / "alice"
+    seen = {}
+
+    def enrol_command(user, files):
+        # stands in for the real enrolment (tested in test_enrolment.py): installs a model
+        seen["files"] = files
+        return [sys.executable, "-c", f"import shutil; shutil.copytree({str(synth_model)!r}, {str(target)!r})"]
+
+    config = Config(enrolment=EnrolmentConfig(minutes=0.01, auto=True))
+    tray = RecordingTray()
+    agent = Agent(config, tray, Actor("log", FakeLocker(), tray.notify), model_dir=target, user="alice",
+                  status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec",
+                  enrol_command=enrol_command, heartbeat=0.5)
+    try:
+        agent.start()
+        wait_for(lambda: agent.hook_ok, what="the hook")
+        assert tray.state == states.LEARNING
+        for k in range(3):
+            xserver.xdotool(*sum((["mousemove", str(50 + 7 * i), str(60 + 5 * i), "sleep", "0.01"] for i in range(60)), []))
+        wait_for(lambda: tray.state == states.PROTECTED, timeout=20, what="protecting after enrolment")
+        assert seen["files"] and all(os.path.exists(f) for f in seen["files"])
+        assert any("now protecting" in t for t, _ in tray.notifications)
+        assert list((tmp_path / "rec" / "alice").glob("*.csv.gz"))  # the learnt movement is kept
+    finally:
+        agent.stop()
+
+
+def test_run_command_logs_decisions(synth_model, xserver, tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "MOUSEGUARD_HOME": str(home), "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11"}
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text('[logging]\nlevel = "debug"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--no-tray", "--action", "log",
+                             "--model", str(synth_model)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        status = home / "state" / "status.json"
+        wait_for(status.exists, what="the status file")
+        time.sleep(1.0)
+        scribble(xserver, seed=3)
+        log_file = home / "logs" / "mouseguard.log"
+        wait_for(lambda: log_file.exists() and "impostor suspected" in log_file.read_text(), what="a logged lock")
+        text = log_file.read_text()
+        assert "block 1: P(genuine)" in text and "action=log" in text
+        out = subprocess.run([sys.executable, "-m", "agent", "status"], env=env, capture_output=True, text=True).stdout
+        assert "blocks scored" in out and "not running" not in out
+        second = subprocess.run([sys.executable, "-m", "agent", "run", "--no-tray", "--model", str(synth_model)],
+                                env=env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 2 and "already running" in second.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0

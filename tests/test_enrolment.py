@@ -1,0 +1,145 @@
+"""Enrolment and the shipped artefacts, end to end: real training, real export, real threshold."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import models
+from agent.cli import main
+from agent.events import EVENT_DTYPE
+from agent.model_dir import load_model_dir
+from agent.recordings import BALABIT_HEADER, write_recording
+from tests.synth import STYLES, synth_events
+
+
+def _write_sapimouse(path, events):
+    """SapiMouse's format: milliseconds, CRLF line endings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from agent.events import BUTTONS, STATES
+    lines = ["client timestamp,button,state,x,y"] + [
+        f"{int(round(t * 1000))},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def _write_balabit(path, events):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from agent.events import BUTTONS, STATES
+    lines = [",".join(BALABIT_HEADER)] + [
+        f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """A miniature ../shared/data: SapiMouse-format and Balabit-format users, generated."""
+    root = tmp_path_factory.mktemp("data")
+    styles = list(STYLES)
+    for i in range(1, 6):
+        ev = synth_events(styles[i % 3], seconds=90, seed=200 + i)
+        _write_sapimouse(root / "sapimouse" / f"user{i}" / "session_2020_05_14_3min.csv", ev)
+    for u, user in ((0, "user7"), (1, "user9")):
+        for k in range(3):
+            _write_balabit(root / "balabit-training" / user / f"session_{k}", synth_events(styles[u], 400, 300 + 10 * u + k))
+    return root
+
+
+def test_build_artifacts_on_tiny_data(tiny_data, tmp_path):
+    out = tmp_path / "models"
+    assert main(["train", "build-artifacts", "--data", str(tiny_data), "--out", str(out), "--epochs", "2"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["encoder"]["users"] == 5 and manifest["background_pool"]["users"] == 5
+    assert set(manifest["sources"]) == {"sapimouse", "balabit"}
+    for rel, info in manifest["files"].items():
+        assert (out / rel).stat().st_size == info["bytes"]
+    with np.load(out / "background" / "pool.npz") as z:
+        assert z["blocks"].dtype == np.float16 and len(z["owner"]) == len(z["blocks"])
+    model = load_model_dir(out / "demo" / "model")
+    assert model.user == "user7" and model.manifest["training"]["mode"] == "transfer2"
+
+
+def test_shipped_artefacts_are_complete_and_consistent():
+    manifest = json.loads(models.MANIFEST.read_text())
+    from agent.model_dir import sha256_file
+    for rel, info in manifest["files"].items():
+        assert sha256_file(models.ROOT / rel) == info["sha256"], rel
+    assert models.BACKGROUND_POOL.stat().st_size <= 10_000_000
+    demo = load_model_dir(models.DEMO_MODEL)
+    encoder = json.loads((models.ENCODER / "encoder.json").read_text())
+    assert demo.spec.to_dict() == encoder["block_spec"] == manifest["block_spec"]
+
+
+@pytest.fixture
+def alice_files(tmp_path):
+    files = []
+    for k in range(3):
+        files.append(tmp_path / f"alice{k}.csv.gz")
+        write_recording(files[-1], synth_events("alice", seconds=200, seed=400 + k))
+    return files
+
+
+def test_enroll_from_files_end_to_end(mouseguard_home, alice_files, tmp_path, capsys):
+    rc = main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    model_dir = mouseguard_home / "data" / "models" / "alice"
+    model = load_model_dir(model_dir)
+    assert model.manifest["training"]["mode"] == "transfer2"
+    assert "AUC" in out and "lock when the mean of the last" in out and "unseen impostors locked" in out
+    # the model separates alice's unseen session from another synthetic user
+    genuine, impostor = tmp_path / "g.csv", tmp_path / "i.csv"
+    write_recording(genuine, synth_events("alice", 150, seed=499))
+    write_recording(impostor, synth_events("bob", 150, seed=498))
+    assert main(["score", "--model", str(model_dir), str(genuine), str(impostor)]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert float(rows[0].split(",")[2]) > float(rows[1].split(",")[2])
+
+
+def test_enroll_too_little_data_changes_nothing(mouseguard_home, tmp_path, capsys):
+    short = tmp_path / "short.csv"
+    write_recording(short, synth_events("alice", seconds=20, seed=1))
+    assert main(["enroll", "--user", "alice", "--from", str(short), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "too little data" in err and "more minutes of mouse movement" in err and "nothing was changed" in err
+    assert not (mouseguard_home / "data" / "models" / "alice").exists()
+
+
+def test_interrupted_enrolment_keeps_previous_model(mouseguard_home, alice_files, synth_model, monkeypatch):
+    model_dir = mouseguard_home / "data" / "models" / "alice"
+    shutil.copytree(synth_model, model_dir)
+    before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
+
+    import training.export
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.export, "check_parity", interrupted)
+    assert main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "1"]) == 130
+    assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
+    assert [p.name for p in model_dir.parent.iterdir()] == ["alice"]  # no staging folder left
+
+
+def test_enroll_bad_file_one_line(mouseguard_home, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("client timestamp,button,state,x,y\n1,NoButton,Hover,1,1\n")
+    proc = subprocess.run([sys.executable, "-m", "agent", "enroll", "--from", str(bad)],
+                          capture_output=True, text=True, env={**os.environ, "MOUSEGUARD_HOME": str(mouseguard_home)})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown state 'Hover'" in proc.stderr
+
+
+def test_demo_runs_headless_and_draws(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    png = tmp_path / "demo.png"
+    proc = subprocess.run([sys.executable, "-m", "agent", "demo", "--out", str(png)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "genuine user: protected" in proc.stdout or "genuine user: suspicious" in proc.stdout
+    assert "impostor: locked" in proc.stdout
+    from PIL import Image
+    img = Image.open(png)
+    assert img.size[0] >= 800 and len(set(img.getdata())) > 5  # a drawn chart, not a blank canvas

@@ -1,0 +1,76 @@
+"""Enrolment: a person's recordings in, their model directory out.
+
+TRANSFER2 from the shipped encoder against the shipped background pool: the person's
+workstation has no other users' data, so the pool's users are the impostors. A fifth of the
+pool's users are held out whole, so the time-to-lock in the summary is measured on people
+the model has never seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import models
+from agent.blocks import cut_blocks
+from training.fit import FitConfig, load_encoder
+from training.personal import train_personal_model
+from training.pool import load_pool
+
+POOL_HELDOUT_EVERY = 5
+
+
+def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -> float:
+    """Active movement time per block: event gaps no longer than the idle ``gap``, summed."""
+    active = 0.0
+    for events in recordings:
+        dt = np.diff(events["t"])
+        active += float(dt[(dt > 0) & (dt <= gap)].sum())
+    return active / max(n_blocks, 1)
+
+
+def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
+          cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), log=None) -> dict:
+    """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays)."""
+    encoder_dir = encoder_dir or models.ENCODER
+    pool_path = pool_path or models.BACKGROUND_POOL
+    encoder_state, spec, encoder_info = load_encoder(encoder_dir)
+    pool = load_pool(pool_path, spec)
+    runs = [cut_blocks(events, spec)[0] for events in recordings]
+    n = sum(map(len, runs))
+    spb = seconds_per_block(recordings, n, spec.gap)
+    held = [r for i, r in enumerate(pool) if i % POOL_HELDOUT_EVERY == 0]
+    train = [r for i, r in enumerate(pool) if i % POOL_HELDOUT_EVERY != 0]
+    if log:
+        log(f"{user}: {n} blocks from {len(recordings)} recording(s), {spb:.1f} s of movement per block; "
+            f"impostors: {len(train)} pool users for training, {len(held)} held out")
+    summary = train_personal_model(
+        runs, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
+        seconds_per_block=spb, false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
+        training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
+                       "encoder": {"path": str(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
+                       "background_pool": str(pool_path)},
+        log=log,
+    )
+    summary.update({"blocks": n, "seconds_per_block": spb, "target_per_hour": false_locks_per_8h / 8.0})
+    return summary
+
+
+def describe(summary: dict) -> str:
+    """The enrolment summary a person reads."""
+    m = summary["metrics"]["heldout_block"]
+    c = summary["calibration"]
+    hours = c["heldout_genuine_hours"]
+    lines = [
+        f"blocks used: {summary['blocks']} ({summary['blocks'] * summary['seconds_per_block'] / 60:.0f} min of movement, "
+        f"{summary['metrics']['heldout_blocks']['genuine']} held out for checking)",
+        f"held-out blocks: AUC {m['auc']:.3f}, EER {100 * m['eer']:.1f} %" if m["auc"] is not None else
+        "held-out blocks: no impostor blocks to compare with",
+        f"decision: lock when the mean of the last {summary['window']} blocks falls below {summary['threshold']:.3f}",
+        f"false locks on your held-out data: {c['heldout_false_locks']} in {hours * 60:.0f} min of movement "
+        f"(target: at most {8 * summary['target_per_hour']:g} per 8 active hours; held-out data this short "
+        f"can vouch for 1 per {hours:.1f} h at best)",
+        f"unseen impostors locked: {c['impostor_runs_locked']} of {c['impostor_runs']}, median after "
+        f"{c['median_seconds_to_lock']:.0f} s of their movement" if c["impostor_runs_locked"] else
+        f"unseen impostors locked: none of {c['impostor_runs']}",
+    ]
+    return "\n".join(lines)
