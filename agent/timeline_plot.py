@@ -42,12 +42,15 @@ def draw_timelines(panels, threshold: float, path) -> None:
         for x in range(x0, x1, 12):
             d.line([x, ty, min(x + 6, x1), ty], fill=COLOURS[LOCKED], width=1)
         d.text((x1 - 120, ty - 14), f"threshold {threshold:.2f}", fill=COLOURS[LOCKED], font=font)
+        last_label = -1e9
         for v in verdicts:
             x, y = xy(v.t, v.verdict.score)
             d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(150, 150, 150))
             if v.verdict.act:
                 d.rectangle([x - 3, y0 + 1, x + 3, y1 - 1], fill=(250, 200, 205))
-                d.text((x + 5, y0 + 4), "lock", fill=COLOURS[LOCKED], font=font)
+                if x - last_label > 40:  # labels of locks close together would overprint
+                    d.text((x + 5, y0 + 4), "lock", fill=COLOURS[LOCKED], font=font)
+                    last_label = x
         line = [xy(v.t, v.verdict.rolling) for v in verdicts if v.verdict.rolling is not None]
         if len(line) > 1:
             d.line(line, fill=COLOURS[PROTECTED], width=2)
