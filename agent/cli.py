@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="whose data (default: the login name)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    p = sub.add_parser("bench", help="benchmarks: inference, agent overhead, hook cost, long replay, enrolment, start-up")
+    p.add_argument("--data", default="../shared/data", help="folder with balabit-training/ and sapimouse/")
+    p.add_argument("--out", default="bench", help="folder for bench.json and bench.md (default ./bench)")
+    p.add_argument("--quick", action="store_true", help="a short smoke run of every benchmark (CI)")
+
     _add_train(sub)
     return parser
 
@@ -116,14 +121,18 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "train":
+        if args.command in ("train", "bench"):
             try:
                 import torch  # noqa: F401
             except ImportError:
                 raise MouseguardError(
-                    "'mouseguard train' needs PyTorch: pip install 'mouseguard[train]' "
+                    f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
                     "(CPU-only wheel: see README, 'Install')"
                 ) from None
+            if args.command == "bench":
+                from training import bench
+
+                return bench.run(args)
             from training import commands
 
             return commands.run(args)

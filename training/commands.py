@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 import re
 import sys
 
@@ -14,8 +13,6 @@ from training.datasets import DatasetError, active_seconds, load_sessions, sessi
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
 logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-# The exporter's own deprecation chatter says nothing to a user of mouseguard.
-warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
 
 
 def _say(msg: str) -> None:

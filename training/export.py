@@ -8,6 +8,7 @@ import datetime
 import io
 import json
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,13 @@ def onnx_bytes(classifier, spec: BlockSpec) -> bytes:
     wrapper = GenuineProbability(classifier).eval()
     example = torch.zeros(2, spec.channels, spec.size)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        wrapper, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_shapes=({0: batch},), external_data=False, verbose=False,
-    )
+    with warnings.catch_warnings():
+        # torch's own exporter trips over its pytree deprecations; nothing for a user to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            wrapper, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},), external_data=False, verbose=False,
+        )
     buffer = io.BytesIO()
     program.save(buffer, external_data=False)
     return buffer.getvalue()
