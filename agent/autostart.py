@@ -15,8 +15,6 @@ locking, the tray and the pynput hook see the session the user is sitting at.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import configparser
 import ntpath
 import os
@@ -30,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from agent.errors import MouseguardError
 from agent.files import atomic_write_bytes, atomic_write_text
 
 DESKTOP_FILE_NAME = "mouseguard.desktop"

@@ -22,13 +22,12 @@ same cutter fed everything at once and flushed, so batch and streaming cannot di
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import dataclasses
 import math
 
 import numpy as np
 
+from agent.errors import MouseguardError
 from agent.events import is_scroll
 
 FEATURES = ("vx", "vy", "dt")

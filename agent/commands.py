@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from agent.model_dir import load_model_dir
 from agent.errors import MouseguardError
+from agent.model_dir import load_model_dir
 from agent.recordings import read_recording
 
 
@@ -18,9 +18,8 @@ def score(args) -> int:
     Remainders are concatenated here whatever the model's spec says, so that a short file
     (many brief movements, none of them a whole block) still yields blocks to score.
     """
-    from agent.scorer import Scorer
-
     from agent.model_inputs import extract_all
+    from agent.scorer import Scorer
 
     model = load_model_dir(args.model)
     scorer = Scorer(model)

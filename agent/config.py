@@ -12,8 +12,6 @@ parsing, validation, the defaults file and CLI overrides all read it from there.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import dataclasses
 import difflib
 import getpass
@@ -25,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agent.errors import MouseguardError
 
 if sys.version_info >= (3, 11):
     import tomllib

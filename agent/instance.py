@@ -13,14 +13,13 @@ same name while a second still waits on the old one.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import os
 import sys
 import time
 from pathlib import Path
 
 from agent import paths
+from agent.errors import MouseguardError
 
 #: Windows: lock one byte far past the pid, because msvcrt locks are mandatory and a locked
 #: byte cannot even be read by the second instance that wants to report the pid.

@@ -9,8 +9,6 @@ constants of its own.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import dataclasses
 import hashlib
 import json
@@ -18,6 +16,7 @@ import os
 from pathlib import Path
 
 from agent.blocks import BlockSpec, BlockSpecError
+from agent.errors import MouseguardError
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"

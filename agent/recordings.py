@@ -14,8 +14,6 @@ means milliseconds. ``fmt`` overrides the guess.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import csv
 import gzip
 import io
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.errors import MouseguardError
 from agent.events import BUTTON_CODES, BUTTONS, EVENT_DTYPE, STATE_CODES, STATES
 from agent.files import atomic_open
 

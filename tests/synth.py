@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.events import LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, make_events, EVENT_DTYPE
+from agent.events import EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, make_events
 
 STYLES = {
     "alice": {"speed": 900.0, "curve": 0.15, "rate": 0.016},

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -139,7 +138,7 @@ def test_no_model_learns_then_protects(make_agent, synth_model, tmp_path, xserve
         agent.start()
         wait_for(lambda: agent.hook_ok, what="the hook")
         assert tray.state == states.LEARNING
-        for k in range(3):
+        for _ in range(3):
             xserver.xdotool(*sum((["mousemove", str(50 + 7 * i), str(60 + 5 * i), "sleep", "0.01"] for i in range(60)), []))
         wait_for(lambda: tray.state == states.PROTECTED, timeout=20, what="protecting after enrolment")
         assert seen["files"] and all(os.path.exists(f) for f in seen["files"])
@@ -175,3 +174,39 @@ def test_run_command_logs_decisions(synth_model, xserver, tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+def test_record_command_writes_what_xdotool_did(xserver, tmp_path):
+    out = tmp_path / "rec.csv.gz"
+    env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "record", "--out", str(out), "--minutes", "0.08"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    xserver.xdotool("mousemove", "10", "10", "mousemove", "300", "200", "click", "1", "mousemove", "320", "240")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    from agent.events import LEFT, PRESSED
+    from agent.recordings import read_recording
+
+    events = read_recording(out)
+    assert (events["x"] == 300).any() and ((events["button"] == LEFT) & (events["state"] == PRESSED)).any()
+    assert "recording" in err and "events written to" in err
+    assert (out.stat().st_mode & 0o077) == 0
+
+
+def test_live_enroll_with_too_little_movement_keeps_recording(xserver, tmp_path):
+    home = tmp_path / "h"
+    env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "enroll", "--user", "zoe", "--minutes", "0.02"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    for _ in range(4):
+        xserver.xdotool(*sum((["mousemove", str(50 + 9 * i), str(60 + 4 * i), "sleep", "0.02"] for i in range(40)), []))
+        if proc.poll() is not None:
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "too little data of zoe" in err and "nothing was changed" in err
+    assert "Traceback" not in err
+    assert list((home / "data" / "recordings" / "zoe").glob("*.csv.gz"))  # what was recorded is kept
+    assert not (home / "data" / "models" / "zoe").exists()

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.blocks import BlockCutter, BlockSpec, BlockSpecError, SEED_SPEC, cut_blocks
+from agent.blocks import SEED_SPEC, BlockCutter, BlockSpec, BlockSpecError, cut_blocks
 from agent.events import EVENT_DTYPE, MOVE, NO_BUTTON, SCROLL, UP, make_events
 from agent.recordings import read_recording
 
@@ -82,12 +83,12 @@ def _stream(events, spec, chunks):
     start = 0
     for size in chunks:
         b, t = cutter.push(events[start:start + size])
-        out.append(b); times.append(t)
+        out.append(b)
+        times.append(t)
         start += size
-    b, t = cutter.push(events[start:])
-    out.append(b); times.append(t)
-    b, t = cutter.flush()
-    out.append(b); times.append(t)
+    for b, t in (cutter.push(events[start:]), cutter.flush()):
+        out.append(b)
+        times.append(t)
     return np.concatenate(out), np.concatenate(times)
 
 

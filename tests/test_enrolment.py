@@ -11,7 +11,6 @@ import pytest
 
 import models
 from agent.cli import main
-from agent.events import EVENT_DTYPE
 from agent.model_dir import load_model_dir
 from agent.recordings import BALABIT_HEADER, write_recording
 from tests.synth import STYLES, synth_events

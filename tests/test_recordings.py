@@ -47,7 +47,7 @@ def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path):
     path = tmp_path / "rec.csv"
     path.write_text("keep me")
     bad = np.zeros(1, dtype=[("t", "f8")])  # not an event array: the write fails
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         write_recording(path, bad)
     assert path.read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["rec.csv"]

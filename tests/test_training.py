@@ -41,15 +41,16 @@ def test_model_dir_manifest_and_private_files(model):
 
 def test_onnx_parity_with_torch(model, dataset):
     import torch  # noqa: F401  (the [train] extra is installed for the tests)
-    from training.export import check_parity
-    from training.fit import fit_user, FitConfig
+
     from agent.recordings import read_recording
+    from training.export import check_parity
+    from training.fit import FitConfig, fit_user
 
     blocks, _ = cut_blocks(read_recording(dataset / "alice" / "s0.csv"), SEED_SPEC)
     other, _ = cut_blocks(read_recording(dataset / "bob" / "s0.csv"), SEED_SPEC)
     clf = fit_user(blocks, other, SEED_SPEC, cfg=FitConfig(epochs=1))
-    from training.export import export_model_dir
     from agent.model_dir import Decision
+    from training.export import export_model_dir
     out = export_model_dir(clf, SEED_SPEC, model.parent / "parity", user="alice", decision=Decision(3, 0.5),
                            calibration={}, metrics={}, training={}, parity_blocks=blocks)
     assert check_parity(clf, out / "model.onnx", np.concatenate((blocks, other))) <= 1e-5

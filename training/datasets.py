@@ -8,8 +8,6 @@ or a single file whose user is given on the command line.
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import dataclasses
 import functools
 import re
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.blocks import BlockSpec, cut_blocks
+from agent.errors import MouseguardError
 from agent.recordings import read_recording
 
 DATASETS = ("balabit", "sapimouse", "recording")

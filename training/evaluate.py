@@ -100,11 +100,12 @@ def paper_protocol(args, log) -> dict:
     for remainder in ("drop", "concatenate"):
         ispec = dataclasses.replace(spec, remainder=remainder)
         blocks = {u: np.concatenate([session_blocks(s, ispec) for s in sessions if s.user == u]) for u in users}
-        train_x, train_y, test_x, test_y = [], [], [], []
+        train_x, test_x, test_y = [], [], []
         for i, u in enumerate(users):
             b = blocks[u][rng.permutation(len(blocks[u]))]
-            test_x.append(b[:PAPER_TEST_BLOCKS]); test_y.append(np.full(min(PAPER_TEST_BLOCKS, len(b)), i))
-            train_x.append(b[PAPER_TEST_BLOCKS:]); train_y.append(np.full(len(b[PAPER_TEST_BLOCKS:]), i))
+            test_x.append(b[:PAPER_TEST_BLOCKS])
+            test_y.append(np.full(min(PAPER_TEST_BLOCKS, len(b)), i))
+            train_x.append(b[PAPER_TEST_BLOCKS:])
         model, classes = pretrain({u: x for u, x in zip(users, train_x)}, ispec, cfg)
         proba = predict(model, np.concatenate(test_x))
         predicted = np.array([users.index(classes[c]) for c in proba.argmax(1)])
@@ -136,7 +137,7 @@ def sessions_protocol(args, log) -> dict:
     modes = ("plain", "transfer2")
     per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
     empty_sessions = set()
-    for ui, user in enumerate(users):
+    for user in users:
         own = by_user[user]
         others = [u for u in all_users if u != user]
         groups = (others[0::2], others[1::2])
@@ -198,7 +199,7 @@ def markdown(report: dict) -> str:
         lines += ["", "| identification | accuracy | users | test blocks |", "|---|---|---|---|"]
         for rem, r in report["identification"].items():
             lines.append(f"| {rem} | {_fmt(r['accuracy'])} | {r['users']} | {r['test_blocks']} |")
-        lines += ["", f"Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
+        lines += ["", "Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
     else:
         lines += ["Session-disjoint; test impostors never seen in training; every session counted "
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", "",
@@ -235,6 +236,10 @@ def run(args, log) -> int:
     import shlex
     import sys
 
+    if getattr(args, "model_family", "cnn") != "cnn":
+        from training import family_eval
+
+        return family_eval.run(args, log)
     t0 = time.time()
     report = (paper_protocol if args.protocol == "paper" else sessions_protocol)(args, log)
     rocs = report.pop("_rocs")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import datetime
 import io
 import json
@@ -16,6 +14,7 @@ import torch
 
 from agent import __version__
 from agent.blocks import BlockSpec
+from agent.errors import MouseguardError
 from agent.files import atomic_directory
 from agent.model_dir import FORMAT, FORMAT_VERSION, MANIFEST, ONNX_FILE, Decision, sha256_file
 from training.cnn import ARCHITECTURE, GenuineProbability

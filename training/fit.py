@@ -10,8 +10,6 @@ Modes of the seed paper for the per-user model:
 
 from __future__ import annotations
 
-from agent.errors import MouseguardError
-
 import dataclasses
 import json
 import os
@@ -22,6 +20,7 @@ import torch
 from torch import nn
 
 from agent.blocks import BlockSpec
+from agent.errors import MouseguardError
 from agent.files import atomic_directory
 from training.cnn import ARCHITECTURE, BlockClassifier
 
