@@ -54,6 +54,7 @@ class Agent:
         self.last_rolling: float | None = None
         self.blocks_scored = 0
         self.mode = states.NOT_ENROLLED  # what the agent does when nothing is wrong
+        self.mode_detail = ""
         self.hook_ok = False
         self.paused_until: float | None = None
         self.consumer = None
@@ -93,7 +94,7 @@ class Agent:
         if self.paused_until is not None:
             self.set_state(states.PAUSED, f"until {time.strftime('%H:%M', time.localtime(self.paused_until))}")
         else:
-            self.set_state(self.mode, "")
+            self.set_state(self.mode, self.mode_detail)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -123,15 +124,15 @@ class Agent:
                 self._protect(load_model_dir(self.model_dir))
             except ModelError as exc:
                 log.error("model refused: %s", exc)
-                self.mode = states.NOT_PROTECTING
-                self.set_state(states.NOT_PROTECTING, f"model refused: {exc}")
+                self.mode, self.mode_detail = states.NOT_PROTECTING, f"model refused: {exc}"
+                self.set_state(self.mode, self.mode_detail)
                 self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
             return
         if self.config.enrolment.auto:
             self._learn()
         else:
-            self.mode = states.NOT_ENROLLED
-            self.set_state(states.NOT_ENROLLED, "run 'mouseguard enroll'")
+            self.mode, self.mode_detail = states.NOT_ENROLLED, "run 'mouseguard enroll'"
+            self.set_state(self.mode, self.mode_detail)
             self.tray.notify("mouseguard is not protecting yet", "No model for you yet: run 'mouseguard enroll'.")
 
     def _protect(self, model) -> None:
@@ -147,13 +148,13 @@ class Agent:
             self.consumer.stop()
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error)
         self.consumer.start()
-        self.mode = states.PROTECTED
+        self.mode, self.mode_detail = states.PROTECTED, ""
         log.info("protecting with %s: mean of %d blocks < %.3f -> %s", model.path, pipeline.decision.window,
                  pipeline.decision.threshold, self.actor.action)
         self._normal_state()
 
     def _learn(self) -> None:
-        self.mode = states.LEARNING
+        self.mode, self.mode_detail = states.LEARNING, ""
         self.consumer = Learner(self)
         self.consumer.start()
         self._normal_state()
@@ -201,7 +202,7 @@ class Agent:
 
     def pause(self, seconds: float) -> None:
         self.paused_until = time.time() + seconds
-        if self.consumer is not None and hasattr(self.consumer, "paused"):
+        if self.consumer is not None:
             self.consumer.paused.set()
         log.warning("paused by the user for %.0f min", seconds / 60)
         self._normal_state()
@@ -210,10 +211,11 @@ class Agent:
         if self.paused_until is None:
             return
         self.paused_until = None
-        if self.consumer is not None and hasattr(self.consumer, "paused"):
-            pipeline = self.consumer.pipeline
-            pipeline.cutter.flush()
-            pipeline.decision.reset()
+        if self.consumer is not None:
+            pipeline = getattr(self.consumer, "pipeline", None)
+            if pipeline is not None:  # what was half-cut before the pause is not judged
+                pipeline.cutter.flush()
+                pipeline.decision.reset()
             self.consumer.paused.clear()
         log.warning("resumed")
         self._normal_state()

@@ -107,6 +107,8 @@ def test_pause_ignores_input_and_resume_protects(make_agent, synth_model, xserve
     assert agent.blocks_scored == 0 and locker.calls == 0
     agent.resume()
     assert tray.state == states.PROTECTED
+    scribble(xserver, seed=4)
+    wait_for(lambda: agent.blocks_scored > 0, what="scoring after resume")
 
 
 def test_tampered_model_refused_not_protecting(make_agent, synth_model, tmp_path, xserver):
@@ -116,7 +118,7 @@ def test_tampered_model_refused_not_protecting(make_agent, synth_model, tmp_path
     manifest["onnx"]["sha256"] = "0" * 64
     (bad / "manifest.json").write_text(json.dumps(manifest))
     agent, tray, _ = make_agent(bad)
-    assert tray.state == states.NOT_PROTECTING
+    assert tray.state == states.NOT_PROTECTING and "model refused" in agent.detail
     assert any("SHA-256" in message for _, message in tray.notifications)
 
 
