@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.events import EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, make_events
+from agent.events import BUTTONS, EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, STATES, make_events
+from agent.recordings import BALABIT_HEADER
 
 STYLES = {
     "alice": {"speed": 900.0, "curve": 0.15, "rate": 0.016},
@@ -48,3 +49,18 @@ def synth_events(user: str, seconds: float = 120.0, seed: int = 0) -> np.ndarray
             rows.append((t, LEFT, RELEASED, int(x), int(y)))
         t += rng.choice([0.2, 0.5, 3.0], p=[0.6, 0.3, 0.1])
     return make_events(rows) if rows else np.zeros(0, EVENT_DTYPE)
+
+
+def write_sapimouse(path, events):
+    """SapiMouse's format: milliseconds, CRLF line endings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["client timestamp,button,state,x,y"] + [
+        f"{int(round(t * 1000))},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def write_balabit(path, events):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(BALABIT_HEADER)] + [
+        f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+    path.write_text("\n".join(lines) + "\n")

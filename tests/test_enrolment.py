@@ -12,25 +12,8 @@ import pytest
 import models
 from agent.cli import main
 from agent.model_dir import load_model_dir
-from agent.recordings import BALABIT_HEADER, write_recording
-from tests.synth import STYLES, synth_events
-
-
-def _write_sapimouse(path, events):
-    """SapiMouse's format: milliseconds, CRLF line endings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from agent.events import BUTTONS, STATES
-    lines = ["client timestamp,button,state,x,y"] + [
-        f"{int(round(t * 1000))},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
-    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
-
-
-def _write_balabit(path, events):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from agent.events import BUTTONS, STATES
-    lines = [",".join(BALABIT_HEADER)] + [
-        f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
-    path.write_text("\n".join(lines) + "\n")
+from agent.recordings import write_recording
+from tests.synth import STYLES, synth_events, write_balabit, write_sapimouse
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +23,10 @@ def tiny_data(tmp_path_factory):
     styles = list(STYLES)
     for i in range(1, 6):
         ev = synth_events(styles[i % 3], seconds=90, seed=200 + i)
-        _write_sapimouse(root / "sapimouse" / f"user{i}" / "session_2020_05_14_3min.csv", ev)
+        write_sapimouse(root / "sapimouse" / f"user{i}" / "session_2020_05_14_3min.csv", ev)
     for u, user in ((0, "user7"), (1, "user9")):
         for k in range(3):
-            _write_balabit(root / "balabit-training" / user / f"session_{k}", synth_events(styles[u], 400, 300 + 10 * u + k))
+            write_balabit(root / "balabit-training" / user / f"session_{k}", synth_events(styles[u], 400, 300 + 10 * u + k))
     return root
 
 

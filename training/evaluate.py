@@ -254,7 +254,7 @@ def run(args, log) -> int:
     out = private_dir(args.out)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
-    plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset}")
+    plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset} (pooled over users)")
     print(markdown(report))
     log(f"report written to {out} ({report['seconds']:.0f} s)")
     return 0
