@@ -10,7 +10,7 @@ How a block is made (seed paper: Fejér & Antal):
 2. The stream splits into sequences wherever the clock jumps by more than ``gap`` seconds
    (an idle user) or runs backwards (a new recording, a clock reset).
 3. Each consecutive pair of events inside a sequence gives one sample of ``features``, e.g.
-   ``(dx/dt, dy/dt)``. ``dt`` at or below ``dt_min`` is read as ``dt_floor``: zero gaps are
+   ``(dx/dt, dy/dt)`` (optionally ``dt`` itself). ``dt`` at or below ``dt_min`` is read as ``dt_floor``: zero gaps are
    common (Balabit: 14.5 %) and come from event batching, not from infinite speed.
 4. Samples are cut into blocks of ``size``. What is left of a sequence (fewer than ``size``
    samples) is dropped, or with ``remainder="concatenate"`` appended to a carry that is cut
@@ -51,7 +51,7 @@ class BlockSpec:
     remainder: str = "drop"
     #: Per block and channel: ``zscore`` subtracts the mean and divides by the std (+ 1e-6).
     normalisation: str = "none"
-    #: Multiplies every feature before normalisation. The default 0.001 gives velocities in
+    #: Multiplies the velocities before normalisation. The default 0.001 gives them in
     #: px/ms, near unit scale: in px/s (hundreds to thousands) the network's ReLUs die early
     #: in training and transfer learning collapses to a constant output.
     scale: float = 0.001
@@ -162,8 +162,11 @@ class BlockCutter:
     def _features(self, dx, dy, dt) -> list[np.ndarray]:
         spec = self.spec
         dt = np.where(dt <= spec.dt_min, spec.dt_floor, dt)
-        columns = {"vx": lambda: dx / dt, "vy": lambda: dy / dt, "dt": lambda: dt}
-        feats = [columns[name]() * spec.scale for name in spec.features]
+        # dt is given in units of dt_floor (about 1 at a 60 Hz event rate), velocities in px/s
+        # times ``scale``: both near unit size, which the network needs.
+        columns = {"vx": lambda: dx / dt * spec.scale, "vy": lambda: dy / dt * spec.scale,
+                   "dt": lambda: dt / spec.dt_floor}
+        feats = [columns[name]() for name in spec.features]
         if spec.clip is not None:
             feats = [np.clip(f, -spec.clip, spec.clip) for f in feats]
         return feats

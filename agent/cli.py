@@ -23,6 +23,8 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, help="folder of the data set")
     p.add_argument("--out", required=True, help="encoder folder to write")
     p.add_argument("--users", help="only these users, e.g. 1-72 or user1,user2 (default: all)")
+    p.add_argument("--spec", help="block spec changes from the default, e.g. remainder=concatenate,features=vx+vy+dt "
+                                  "(the encoder carries its spec to every model fitted from it)")
     _add_fit_options(p)
 
     p = tsub.add_parser("fit", help="train one user's model against other users and export it")

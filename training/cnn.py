@@ -47,11 +47,20 @@ class BlockClassifier(nn.Module):
 
 
 class GenuineProbability(nn.Module):
-    """What ships in ONNX: blocks ``(n, channels, size)`` -> P(genuine) ``(n,)``."""
+    """What ships in ONNX: blocks ``(n, channels, size)`` -> P(genuine) ``(n,)``.
 
-    def __init__(self, classifier: BlockClassifier):
+    ``scale``/``shift`` (Platt scaling, fitted on held-out blocks) map the network's logit so
+    that P(genuine) means the same for every user's model: a score of 0.3 from one model and
+    from another are then comparable, which a global threshold or a global AUC needs.
+    """
+
+    def __init__(self, classifier: BlockClassifier, scale: float = 1.0, shift: float = 0.0):
         super().__init__()
         self.classifier = classifier
+        self.scale, self.shift = float(scale), float(shift)
 
     def forward(self, blocks: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.classifier(blocks)[:, 0])
+        logit = self.classifier(blocks)[:, 0]
+        if (self.scale, self.shift) != (1.0, 0.0):
+            logit = logit * self.scale + self.shift
+        return torch.sigmoid(logit)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from agent.blocks import SEED_SPEC
+from agent.blocks import SEED_SPEC, BlockSpec, BlockSpecError
 from training.datasets import DatasetError, active_seconds, load_sessions, session_blocks
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
@@ -43,10 +43,37 @@ def _cfg(args) -> FitConfig:
     return FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
 
 
+def parse_spec(text: str | None, base=SEED_SPEC):
+    """``key=value,...`` over ``base``; lists with ``+`` (features=vx+vy+dt), ``none`` for null."""
+    if not text:
+        return base
+    changes = base.to_dict()
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in changes:
+            raise BlockSpecError(f"--spec: expected key=value with a key from {', '.join(changes)}, got {item!r}")
+        current = changes[key]
+        try:
+            if isinstance(current, list):
+                changes[key] = value.split("+")
+            elif value.lower() in ("none", "null"):
+                changes[key] = None
+            elif isinstance(current, bool) or isinstance(current, str):
+                changes[key] = value
+            elif isinstance(current, int):
+                changes[key] = int(value)
+            else:
+                changes[key] = float(value)
+        except ValueError:
+            raise BlockSpecError(f"--spec: {key}={value!r} is not a number") from None
+    return BlockSpec.from_dict(changes)
+
+
 def cmd_pretrain(args) -> int:
     sessions = load_sessions(args.dataset, args.data)
     users = select_users(dict.fromkeys(s.user for s in sessions), args.users)
-    spec = SEED_SPEC
+    spec = parse_spec(args.spec)
     by_user = {}
     for s in sessions:
         if s.user in users:

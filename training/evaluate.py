@@ -7,7 +7,9 @@ are tested. Blocks of one session sit on both sides and the test impostors were 
 training, so its figures are optimistic; they are here to compare with the paper.
 
 ``sessions`` — the honest protocol: each user's sessions split into two folds and the other
-users into two groups. A model trained on fold A of the user against group A's users is
+users into two groups. A model fitted as ``mouseguard train fit`` fits one (the last fifth of
+each training session held out for score calibration) on fold A of the user against group
+A's users is
 tested on fold B of the user against group B's users (never seen in training), then the
 other way round, so every session is tested exactly once as genuine. Test sessions are cut
 with remainders concatenated and every session is counted, including those too short for
@@ -29,6 +31,7 @@ from agent.blocks import SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
+from training.personal import fit_calibrated
 from training.metrics import auc_eer, roc
 
 PAPER_TEST_BLOCKS = 70
@@ -146,16 +149,19 @@ def sessions_protocol(args, log) -> dict:
             train_s, test_s = folds[f], folds[1 - f]
             if not train_s or not test_s:
                 continue
-            neg_train = np.concatenate([session_blocks(s, spec) for u in groups[f] for s in by_user[u]])
-            pos_train = np.concatenate([session_blocks(s, spec) for s in train_s])
+            neg_runs = [session_blocks(s, spec) for u in groups[f] for s in by_user[u]]
+            pos_runs = [session_blocks(s, spec) for s in train_s]
             test_sessions = [(s, True) for s in test_s] + [(s, False) for u in groups[1 - f] for s in by_user[u]]
             for mode in modes:
-                model = fit_user(pos_train, neg_train, spec, mode, encoder_state, cfg)
+                # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
+                fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode=mode,
+                                        encoder_state=encoder_state, cfg=cfg, seconds_per_block=1.0,
+                                        min_blocks=20)
                 for s, genuine in test_sessions:
                     blocks = session_blocks(s, test_spec)
                     if len(blocks) == 0:
                         empty_sessions.add(s.key)
-                    p = predict(model, blocks) if len(blocks) else np.empty(0)
+                    p = fitted.score(blocks) if len(blocks) else np.empty(0)
                     per_mode[mode]["genuine" if genuine else "impostor"].append(p)
                     per_mode[mode]["session_rows"].append(
                         {"model_user": user, "fold": f, "session": s.key, "genuine": genuine,

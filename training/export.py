@@ -28,9 +28,9 @@ class ExportError(MouseguardError, RuntimeError):
     """The exported model does not compute what the torch model computes."""
 
 
-def onnx_bytes(classifier, spec: BlockSpec) -> bytes:
+def onnx_bytes(classifier, spec: BlockSpec, score_calibration=(1.0, 0.0)) -> bytes:
     """The network as one self-contained ONNX file (weights inlined, dynamic batch axis)."""
-    wrapper = GenuineProbability(classifier).eval()
+    wrapper = GenuineProbability(classifier, *score_calibration).eval()
     example = torch.zeros(2, spec.channels, spec.size)
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
@@ -45,14 +45,15 @@ def onnx_bytes(classifier, spec: BlockSpec) -> bytes:
     return buffer.getvalue()
 
 
-def check_parity(classifier, onnx_path: Path, blocks: np.ndarray) -> float:
+def check_parity(classifier, onnx_path: Path, blocks: np.ndarray, score_calibration=(1.0, 0.0)) -> float:
     """Max |torch - onnxruntime| on ``blocks``; raises if above PARITY_TOLERANCE."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (p_onnx,) = session.run([OUTPUT_NAME], {INPUT_NAME: blocks.astype(np.float32)})
     with torch.no_grad():
-        p_torch = GenuineProbability(classifier).eval()(torch.from_numpy(blocks.astype(np.float32))).numpy()
+        wrapper = GenuineProbability(classifier, *score_calibration).eval()
+        p_torch = wrapper(torch.from_numpy(blocks.astype(np.float32))).numpy()
     diff = float(np.max(np.abs(p_onnx - p_torch))) if len(blocks) else 0.0
     if not diff <= PARITY_TOLERANCE:
         raise ExportError(f"ONNX output differs from torch by {diff:.2e} (> {PARITY_TOLERANCE:g}); not exported")
@@ -60,7 +61,8 @@ def check_parity(classifier, onnx_path: Path, blocks: np.ndarray) -> float:
 
 
 def export_model_dir(classifier, spec: BlockSpec, out_dir, *, user: str, decision: Decision,
-                     calibration: dict, metrics: dict, training: dict, parity_blocks: np.ndarray) -> Path:
+                     calibration: dict, metrics: dict, training: dict, parity_blocks: np.ndarray,
+                     score_calibration=(1.0, 0.0)) -> Path:
     """Write ``out_dir`` atomically: an existing model stays until the new one is complete."""
     rng = np.random.default_rng(0)
     # Real blocks plus random ones at the data's scale, so parity covers more than one regime.
@@ -69,9 +71,9 @@ def export_model_dir(classifier, spec: BlockSpec, out_dir, *, user: str, decisio
     check_blocks = np.concatenate((parity_blocks[:256].astype(np.float32), random_blocks))
     with atomic_directory(out_dir) as staging:
         onnx_path = staging / ONNX_FILE
-        onnx_path.write_bytes(onnx_bytes(classifier, spec))
+        onnx_path.write_bytes(onnx_bytes(classifier, spec, score_calibration))
         onnx_path.chmod(0o600)
-        parity = check_parity(classifier, onnx_path, check_blocks)
+        parity = check_parity(classifier, onnx_path, check_blocks, score_calibration)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -85,7 +87,10 @@ def export_model_dir(classifier, spec: BlockSpec, out_dir, *, user: str, decisio
                 "sha256": sha256_file(onnx_path),
                 "input": {"name": INPUT_NAME, "shape": [None, spec.channels, spec.size], "dtype": "float32"},
                 "output": {"name": OUTPUT_NAME, "shape": [None], "dtype": "float32",
-                           "meaning": "P(genuine) for each block: probability that the enrolled user made it"},
+                           "meaning": "P(genuine) for each block: probability that the enrolled user made it",
+                           "score_calibration": {"method": "Platt scaling of the logit on held-out blocks",
+                                                 "scale": float(score_calibration[0]),
+                                                 "shift": float(score_calibration[1])}},
                 "parity_max_abs_diff": parity,
             },
             "decision": {"window": decision.window, "threshold": decision.threshold, "calibration": calibration},

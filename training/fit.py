@@ -156,6 +156,16 @@ def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode
     return model
 
 
+def predict_logits(model: nn.Module, blocks: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """The binary network's raw logit per block (before any sigmoid or calibration)."""
+    model.eval()
+    outs = [np.empty(0, np.float32)]
+    with torch.no_grad():
+        for start in range(0, len(blocks), batch):
+            outs.append(model(torch.tensor(blocks[start:start + batch], dtype=torch.float32))[:, 0].numpy())
+    return np.concatenate(outs)
+
+
 def predict(model: nn.Module, blocks: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Torch-side P(genuine) (binary) or class probabilities (multi-class), for evaluation."""
     model.eval()

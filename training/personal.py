@@ -7,13 +7,15 @@ calibrates the decision, so the threshold is set on blocks the model has not lea
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from agent.blocks import BlockSpec
 from agent.model_dir import Decision
 from training.calibrate import calibrate
 from training.export import export_model_dir
-from training.fit import FitConfig, FitError, fit_user, predict
+from training.fit import FitConfig, FitError, fit_user, predict_logits
 from training.metrics import auc_eer
 
 HOLDOUT = 0.2
@@ -31,11 +33,45 @@ def split_runs(runs: list[np.ndarray], holdout: float = HOLDOUT):
     return train, held
 
 
-def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], spec: BlockSpec,
-                         out_dir, *, user: str, mode: str, encoder_state, cfg: FitConfig,
-                         seconds_per_block: float, false_locks_per_hour: float, training_info: dict,
-                         impostor_heldout_runs: list[np.ndarray] | None = None, log=None) -> dict:
-    """Fit, calibrate and export; returns the manifest's metrics and decision summary.
+@dataclasses.dataclass
+class FittedUser:
+    """A user's network with its score calibration and the held-out blocks' calibrated scores."""
+
+    model: object
+    score_calibration: tuple[float, float]
+    genuine_held_scores: list[np.ndarray]
+    impostor_held_scores: list[np.ndarray]
+    positives: np.ndarray
+    negatives: np.ndarray
+
+    def score(self, blocks: np.ndarray) -> np.ndarray:
+        """Calibrated P(genuine), as the exported ONNX model computes it."""
+        a, b = self.score_calibration
+        return 1.0 / (1.0 + np.exp(-(a * predict_logits(self.model, blocks) + b)))
+
+
+def platt(genuine_logits: np.ndarray, impostor_logits: np.ndarray) -> tuple[float, float]:
+    """Logistic regression of genuine-vs-impostor on the logit, classes weighted equally.
+
+    Regularised (C=1): held-out impostors from another data set are separated perfectly, and
+    an unregularised fit would then blow the slope up. A slope that comes out non-positive
+    (a model no better than chance on held-out data) leaves the scores as they are.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if len(genuine_logits) == 0 or len(impostor_logits) == 0:
+        return 1.0, 0.0
+    x = np.concatenate((genuine_logits, impostor_logits)).reshape(-1, 1)
+    y = np.concatenate((np.ones(len(genuine_logits)), np.zeros(len(impostor_logits))))
+    lr = LogisticRegression(C=1.0, class_weight="balanced").fit(x, y)
+    scale, shift = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    return (scale, shift) if scale > 0 else (1.0, 0.0)
+
+
+def fit_calibrated(genuine_runs, impostor_runs, spec: BlockSpec, *, user: str, mode: str, encoder_state,
+                   cfg: FitConfig, seconds_per_block: float, impostor_heldout_runs=None, log=None,
+                   min_blocks: int = MIN_BLOCKS) -> FittedUser:
+    """Split, fit on the heads, Platt-calibrate on the held-out tails.
 
     Impostor runs are split in time like the genuine ones, unless ``impostor_heldout_runs``
     gives separate impostors (whole users never seen in training) for the held-out side.
@@ -45,33 +81,53 @@ def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.
         impostor_train, impostor_held = split_runs(impostor_runs)
     else:
         impostor_train, impostor_held = list(impostor_runs), list(impostor_heldout_runs)
-    positives = np.concatenate(genuine_train) if genuine_train else np.empty((0, spec.channels, spec.size))
-    negatives = np.concatenate(impostor_train) if impostor_train else np.empty((0, spec.channels, spec.size))
+    empty = np.empty((0, spec.channels, spec.size), np.float32)
+    positives = np.concatenate(genuine_train) if genuine_train else empty
+    negatives = np.concatenate(impostor_train) if impostor_train else empty
     have = len(positives) + sum(map(len, genuine_held))
-    if have < MIN_BLOCKS:
-        more = (MIN_BLOCKS - have) * seconds_per_block / 60
+    if have < min_blocks:
+        more = (min_blocks - have) * seconds_per_block / 60
         raise FitError(
-            f"too little data of {user}: {have} blocks, at least {MIN_BLOCKS} are needed "
+            f"too little data of {user}: {have} blocks, at least {min_blocks} are needed "
             f"(about {more:.0f} more minutes of mouse movement)"
         )
     model = fit_user(positives, negatives, spec, mode, encoder_state, cfg, log=log)
-    genuine_scores = [predict(model, r) for r in genuine_held]
-    impostor_scores = [predict(model, r) for r in impostor_held if len(r)]
+    genuine_logits = [predict_logits(model, r) for r in genuine_held]
+    impostor_logits = [predict_logits(model, r) for r in impostor_held if len(r)]
+    a, b = platt(np.concatenate(genuine_logits),
+                 np.concatenate(impostor_logits) if impostor_logits else np.empty(0))
+
+    def squash(logits):
+        return 1.0 / (1.0 + np.exp(-(a * logits + b)))
+
+    return FittedUser(model, (a, b), [squash(g) for g in genuine_logits], [squash(i) for i in impostor_logits],
+                      positives, negatives)
+
+
+def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], spec: BlockSpec,
+                         out_dir, *, user: str, mode: str, encoder_state, cfg: FitConfig,
+                         seconds_per_block: float, false_locks_per_hour: float, training_info: dict,
+                         impostor_heldout_runs: list[np.ndarray] | None = None, log=None) -> dict:
+    """Fit, calibrate and export; returns the manifest's metrics and decision summary."""
+    fitted = fit_calibrated(genuine_runs, impostor_runs, spec, user=user, mode=mode, encoder_state=encoder_state,
+                            cfg=cfg, seconds_per_block=seconds_per_block,
+                            impostor_heldout_runs=impostor_heldout_runs, log=log)
+    genuine_scores, impostor_scores = fitted.genuine_held_scores, fitted.impostor_held_scores
     window, threshold, calibration = calibrate(genuine_scores, impostor_scores, seconds_per_block,
                                                false_locks_per_hour)
     block_metrics = auc_eer(np.concatenate(genuine_scores),
                             np.concatenate(impostor_scores) if impostor_scores else [])
     metrics = {
         "heldout_block": block_metrics,
-        "train_blocks": {"genuine": int(len(positives)), "impostor_available": int(len(negatives))},
-        "heldout_blocks": {"genuine": int(sum(map(len, genuine_held))),
-                           "impostor": int(sum(map(len, impostor_held)))},
+        "train_blocks": {"genuine": int(len(fitted.positives)), "impostor_available": int(len(fitted.negatives))},
+        "heldout_blocks": {"genuine": int(sum(map(len, genuine_scores))),
+                           "impostor": int(sum(map(len, impostor_scores)))},
     }
-    export_model_dir(model, spec, out_dir, user=user, decision=Decision(window, threshold),
+    export_model_dir(fitted.model, spec, out_dir, user=user, decision=Decision(window, threshold),
                      calibration=calibration, metrics=metrics,
                      training={**training_info, "mode": mode, "epochs": cfg.epochs, "lr": cfg.lr,
                                "batch": cfg.batch, "seed": cfg.seed, "noise": cfg.noise,
                                "holdout_fraction": HOLDOUT},
-                     parity_blocks=positives)
+                     parity_blocks=fitted.positives, score_calibration=fitted.score_calibration)
     chosen = next(c for c in calibration["candidates"] if c["window"] == window)
     return {"metrics": metrics, "window": window, "threshold": threshold, "calibration": chosen}
