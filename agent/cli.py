@@ -32,10 +32,11 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, help="data set folder, or a recording file/folder")
     p.add_argument("--user", required=True, help="the genuine user")
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
-    p.add_argument("--mode", choices=["plain", "transfer1", "transfer2"], default="plain")
+    p.add_argument("--mode", choices=["plain", "transfer1", "transfer2"], default="transfer2",
+                   help="plain: a fresh network; transfer1/2: the pre-trained encoder frozen / fine-tuned (default)")
     p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
                    help="cnn (blocks, default), features (segment features + MLP) or patterns (one-class)")
-    p.add_argument("--encoder", help="pre-trained encoder folder (transfer modes)")
+    p.add_argument("--encoder", help="pre-trained encoder folder (default: the shipped one)")
     p.add_argument("--false-locks-per-8h", type=float, default=1.0,
                    help="target false-lock rate used to calibrate the threshold (default 1)")
     _add_fit_options(p)

@@ -47,7 +47,8 @@ def synth_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("recordings")
     for u, user in enumerate(("alice", "bob", "carol")):
         for k in range(3):
-            write_recording(root / user / f"s{k}.csv", synth_events(user, seconds=150, seed=10 * u + k))
+            seconds = 300 if user == "alice" else 150  # enough of the genuine user to calibrate on
+            write_recording(root / user / f"s{k}.csv", synth_events(user, seconds=seconds, seed=10 * u + k))
     return root
 
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from agent.blocks import SEED_SPEC, cut_blocks
+from agent.blocks import DEFAULT_SPEC, SEED_SPEC, cut_blocks
 from agent.cli import main
 from agent.model_dir import ModelError, load_model_dir
 from agent.recordings import write_recording
@@ -29,9 +29,10 @@ def test_model_dir_manifest_and_private_files(model):
     md = load_model_dir(model)
     m = md.manifest
     assert m["user"] == "alice" and m["family"] == "cnn"
-    assert m["onnx"]["input"]["shape"] == [None, 2, 128]
+    assert m["onnx"]["input"]["shape"] == [None, 3, 128]  # vx, vy, dt (the default spec)
+    assert m["training"]["mode"] == "transfer2" and m["onnx"]["output"]["score_calibration"]["scale"] > 0
     assert m["onnx"]["parity_max_abs_diff"] <= 1e-5
-    assert md.spec == SEED_SPEC
+    assert md.spec == DEFAULT_SPEC
     assert 1 <= md.decision.window and 0 < md.decision.threshold < 1
     assert m["metrics"]["heldout_block"]["auc"] > 0.8  # the synthetic users are easy to tell apart
     assert not (model / "model.onnx.data").exists()  # weights inlined: one file, one hash
@@ -103,7 +104,7 @@ def test_tampered_model_refused(model, tmp_path, capsys):
     (["train", "fit", "--dataset", "balabit", "--data", "{tmp}", "--user", "user7", "--out", "{tmp}/x"],
      "no Balabit sessions"),
     (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
-      "--mode", "transfer2"], "needs --encoder"),
+      "--encoder", "{tmp}"], "not a pre-trained encoder"),
 ])
 def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
     malformed = tmp_path / "bad.csv"

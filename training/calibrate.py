@@ -8,8 +8,9 @@ For each window the target probability per decision (a decision is made at every
 the threshold twice, and the lower one is kept:
 
 * empirically, as the quantile of the held-out genuine rolling means — an enrolment holds out
-  far less than the hours such a rare event needs, so this is usually the smallest held-out
-  value, which alone would let about one decision in ``n`` fall below it on new data;
+  far less than the hours such a rare event needs, so the data end at about the 1/(n+1)
+  quantile, and the tail beyond is extended by the normal quantile difference times the
+  spread (the smallest of a few samples alone let a genuine user's new session lock);
 * parametrically, as the same quantile of a normal fitted to those rolling means on the
   probability scale. For short windows the network's saturated outputs make that
   distribution bimodal and wide, the normal tail falls below 0, and the window cannot lock
@@ -61,7 +62,13 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
         if len(means) < 10:
             continue
         parametric = means.mean() + z * means.std()
-        threshold = float(max(0.0, min(np.quantile(means, p_decision, method="lower"), parametric)))
+        empirical = float(np.quantile(means, p_decision, method="lower"))
+        # The data end at about the 1/(n+1) quantile; below that, extend the tail as a normal
+        # of the same spread would, rather than trusting the smallest of a few samples.
+        z_seen = statistics.NormalDist().inv_cdf(1.0 / (len(means) + 1))
+        if z < z_seen:
+            empirical += (z - z_seen) * means.std()
+        threshold = float(max(0.0, min(empirical, parametric)))
         false_locks = sum(simulate_locks(r, window, threshold)[0] for r in genuine_runs)
         easy = _time_to_lock(impostor_runs, window, threshold)
         hard = _time_to_lock(hard_runs, window, threshold)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from agent.blocks import SEED_SPEC, BlockSpec, BlockSpecError
+from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
 from training.datasets import DatasetError, active_seconds, load_sessions, session_blocks
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
@@ -43,7 +43,7 @@ def _cfg(args) -> FitConfig:
     return FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
 
 
-def parse_spec(text: str | None, base=SEED_SPEC):
+def parse_spec(text: str | None, base=DEFAULT_SPEC):
     """``key=value,...`` over ``base``; lists with ``+`` (features=vx+vy+dt), ``none`` for null."""
     if not text:
         return base
@@ -99,11 +99,13 @@ def cmd_fit(args) -> int:
         from training.family_commands import fit_family
 
         return fit_family(args, sessions, log=_say)
-    encoder_state, spec = None, SEED_SPEC
+    encoder_state, spec = None, DEFAULT_SPEC
+    if args.mode != "plain":
+        import models
+
+        args.encoder = args.encoder or str(models.ENCODER)  # the shipped, SapiMouse-pretrained one
     if args.encoder:
         encoder_state, spec, _ = load_encoder(args.encoder)
-    elif args.mode != "plain":
-        raise FitError(f"--mode {args.mode} needs --encoder DIR (a pre-trained encoder)")
     genuine = [s for s in sessions if s.user == args.user]
     impostors = [s for s in sessions if s.user != args.user]
     if not impostors:
@@ -143,7 +145,7 @@ def cmd_build_artifacts(args) -> int:
     from training.artifacts import build
 
     out = args.out or models.ROOT
-    manifest = build(args.data, out, SEED_SPEC, _cfg(args), log=_say)
+    manifest = build(args.data, out, DEFAULT_SPEC, _cfg(args), log=_say)
     _say(f"artefacts written to {out}: " + ", ".join(f"{k} ({v['bytes'] / 1e3:.0f} kB)" for k, v in manifest["files"].items()))
     return 0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.blocks import SEED_SPEC
+from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
@@ -41,8 +41,8 @@ WINDOWS = (1, 3, 5, 10)
 PAPER_FIGURES = "seed paper (Balabit, own protocol): ALL/TRANSFER2 AUC 0.98"
 
 
-def _encoder(args, log):
-    """The encoder named by --encoder, else one pre-trained now on SapiMouse."""
+def _encoder(args, log, spec):
+    """The encoder named by --encoder, else one pre-trained now on SapiMouse with ``spec``."""
     if args.encoder:
         state, spec, info = load_encoder(args.encoder)
         return state, spec, {"source": str(args.encoder), **{k: info.get(k) for k in ("dataset", "epochs")}}
@@ -50,11 +50,11 @@ def _encoder(args, log):
     sessions = load_sessions("sapimouse", sapi)
     by_user: dict[str, list] = {}
     for s in sessions:
-        by_user.setdefault(s.user, []).append(session_blocks(s, SEED_SPEC))
+        by_user.setdefault(s.user, []).append(session_blocks(s, spec))
     by_user = {u: np.concatenate(b) for u, b in by_user.items()}
     log(f"pre-training the encoder on SapiMouse: {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
-    model, _ = pretrain(by_user, SEED_SPEC, FitConfig(epochs=args.epochs, seed=args.seed))
-    return model.encoder.state_dict(), SEED_SPEC, {"source": f"pre-trained on {sapi}", "users": len(by_user)}
+    model, _ = pretrain(by_user, spec, FitConfig(epochs=args.epochs, seed=args.seed))
+    return model.encoder.state_dict(), spec, {"source": f"pre-trained on {sapi}", "users": len(by_user)}
 
 
 def _mean_sd(values) -> dict:
@@ -74,7 +74,7 @@ def paper_protocol(args, log) -> dict:
     cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
-    encoder_state, spec, encoder_info = _encoder(args, log)
+    encoder_state, spec, encoder_info = _encoder(args, log, SEED_SPEC)
     by_user = {u: np.concatenate([session_blocks(s, spec) for s in sessions if s.user == u]) for u in users}
     rng = np.random.default_rng(args.seed)
     results = {f"{size}/{mode}": [] for size in PAPER_SIZES for mode in MODES}
@@ -134,7 +134,7 @@ def sessions_protocol(args, log) -> dict:
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     all_users = list(dict.fromkeys(s.user for s in sessions))
-    encoder_state, spec, encoder_info = _encoder(args, log)
+    encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
     test_spec = dataclasses.replace(spec, remainder="concatenate")
     by_user = {u: [s for s in sessions if s.user == u] for u in all_users}
     modes = ("plain", "transfer2")

@@ -33,6 +33,24 @@ def split_runs(runs: list[np.ndarray], holdout: float = HOLDOUT):
     return train, held
 
 
+def split_sessions(runs: list[np.ndarray], holdout: float = HOLDOUT):
+    """Hold out whole runs (the last ones, about ``holdout`` of the blocks) when there are three
+    or more, else the tail of each.
+
+    The threshold is set on held-out genuine blocks. Tails of the sessions the model trained on
+    score higher than a new day's session does, and a threshold set on them locked the genuine
+    user of the demo on a session of their own; whole held-out sessions show the model what a
+    new session looks like.
+    """
+    if len(runs) < 3:
+        return split_runs(runs, holdout)
+    total, held_blocks, k = sum(map(len, runs)), 0, 0
+    while k < len(runs) - 1 and held_blocks < holdout * total:
+        k += 1
+        held_blocks += len(runs[-k])
+    return list(runs[:-k]), list(runs[-k:])
+
+
 @dataclasses.dataclass
 class FittedUser:
     """A user's network with its score calibration and the held-out blocks' calibrated scores."""
@@ -76,7 +94,7 @@ def fit_calibrated(genuine_runs, impostor_runs, spec: BlockSpec, *, user: str, m
     Impostor runs are split in time like the genuine ones, unless ``impostor_heldout_runs``
     gives separate impostors (whole users never seen in training) for the held-out side.
     """
-    genuine_train, genuine_held = split_runs(genuine_runs)
+    genuine_train, genuine_held = split_sessions(genuine_runs)
     if impostor_heldout_runs is None:
         impostor_train, impostor_held = split_runs(impostor_runs)
     else:
