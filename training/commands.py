@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 
@@ -12,7 +11,6 @@ from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
 from training.datasets import DatasetError, active_seconds, load_sessions, session_blocks
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
-logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
 
 def _say(msg: str) -> None:

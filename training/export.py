@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import logging
 import json
 import platform
 import warnings
@@ -18,6 +19,9 @@ from agent.errors import MouseguardError
 from agent.files import atomic_directory
 from agent.model_dir import FORMAT, FORMAT_VERSION, MANIFEST, ONNX_FILE, Decision, sha256_file
 from training.cnn import ARCHITECTURE, GenuineProbability
+
+# The exporter logs every op it cannot register (torchvision's, unused here) at WARNING.
+logging.getLogger("torch.onnx").setLevel(logging.ERROR)
 
 INPUT_NAME = "blocks"
 OUTPUT_NAME = "p_genuine"
