@@ -24,9 +24,9 @@ def score(args) -> int:
     model = load_model_dir(args.model)
     scorer = Scorer(model)
     out = csv.writer(sys.stdout, lineterminator="\n")
-    out.writerow(["file", "blocks", "score"])
     # Read every file before printing anything: a bad file fails the command, not row 3.
     recordings = [(path, read_recording(path)) for path in args.files]
+    out.writerow(["file", "blocks", "score"])
     for path, events in recordings:
         blocks, _ = extract_all(model, events, short_files=True)
         p = scorer.score(blocks)

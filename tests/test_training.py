@@ -116,4 +116,5 @@ def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout == ""  # no half a CSV before the error
     assert not (tmp_path / "x").exists()

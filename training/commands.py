@@ -89,7 +89,7 @@ def cmd_fit(args) -> int:
     from training.personal import train_personal_model
 
     sessions = load_sessions(args.dataset, args.data, args.user)
-    users = sorted({s.user for s in sessions})
+    users = list(dict.fromkeys(s.user for s in sessions))  # the data set's order: user7 before user12
     if args.user not in users:
         raise DatasetError(f"user {args.user!r} is not in {args.data} (users: {', '.join(users[:12])}"
                            f"{' …' if len(users) > 12 else ''})")
