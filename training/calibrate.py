@@ -38,6 +38,15 @@ from agent.decision import simulate_locks
 WINDOWS = (1, 3, 5, 10, 20)
 
 
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def rolling_means(scores: np.ndarray, window: int) -> np.ndarray:
     if len(scores) < window:
         return np.empty(0)
@@ -64,10 +73,12 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
         parametric = means.mean() + z * means.std()
         empirical = float(np.quantile(means, p_decision, method="lower"))
         # The data end at about the 1/(n+1) quantile; below that, extend the tail as a normal
-        # of the same spread would, rather than trusting the smallest of a few samples.
+        # of the same spread would, rather than trusting the smallest of a few samples. On the
+        # logit scale: saturated scores (0.999...) have no spread left on the probability scale.
         z_seen = statistics.NormalDist().inv_cdf(1.0 / (len(means) + 1))
         if z < z_seen:
-            empirical += (z - z_seen) * means.std()
+            logits = _logit(means)
+            empirical = float(_sigmoid(_logit(empirical) + (z - z_seen) * logits.std()))
         threshold = float(max(0.0, min(empirical, parametric)))
         false_locks = sum(simulate_locks(r, window, threshold)[0] for r in genuine_runs)
         easy = _time_to_lock(impostor_runs, window, threshold)
