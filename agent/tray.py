@@ -29,9 +29,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
-
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING, Callable
 
 from agent.actions.alert import FallbackNotifier, Notify
 from agent.states import (
@@ -45,6 +43,9 @@ from agent.states import (
     PROTECTED,
     SUSPICIOUS,
 )
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageDraw
 
 APP_NAME = "mouseguard"
 DEFAULT_PAUSE_MINUTES = 15
@@ -108,7 +109,7 @@ def _darker(colour: tuple[int, int, int], factor: float = 0.6) -> tuple[int, int
     return (*(int(c * factor) for c in colour), 255)
 
 
-def draw_icon(state: str, size: int = 64, background: tuple[int, int, int] | None = None) -> Image.Image:
+def draw_icon(state: str, size: int = 64, background: tuple[int, int, int] | None = None) -> "Image.Image":
     """The tray icon for ``state``: a disc in the state's colour with a white mouse outline.
 
     Each state also gets its own badge in the lower-right corner (padlock, "!", pause bars…),
@@ -119,6 +120,11 @@ def draw_icon(state: str, size: int = 64, background: tuple[int, int, int] | Non
     RGBA with transparent corners by default; with ``background`` an opaque RGB image, for
     tray backends that ignore alpha.
     """
+    from PIL import (  # here, not at import: `run --no-tray` never draws (4 MB of RSS)
+        Image,
+        ImageDraw,
+    )
+
     if state not in COLOURS:
         raise ValueError(f"unknown state {state!r}")
     colour = COLOURS[state]
@@ -148,7 +154,7 @@ def draw_icon(state: str, size: int = 64, background: tuple[int, int, int] | Non
     return opaque
 
 
-def _draw_badge(draw: ImageDraw.ImageDraw, state: str, s: int, colour: tuple[int, int, int]) -> None:
+def _draw_badge(draw: "ImageDraw.ImageDraw", state: str, s: int, colour: tuple[int, int, int]) -> None:
     """A white disc in the lower-right corner with a per-state symbol in a dark shade of the colour."""
     if state == NOT_ENROLLED:
         return  # the plain grey mouse: nothing learnt, nothing to say
@@ -268,7 +274,7 @@ class PystrayTray(Tray):
         self._log = log or logging.getLogger("mouseguard.tray")
         self._fallback_notify = notifier or FallbackNotifier(self._log)
         self._icon_size = icon_size
-        self._images: dict[str, Image.Image] = {}
+        self._images: dict[str, "Image.Image"] = {}
         self._lock = threading.Lock()  # set_state comes from agent threads; keep updates whole
         self._state = state
         self._status_line = format_tooltip(state)
@@ -320,7 +326,7 @@ class PystrayTray(Tray):
     def menu(self):
         return self._icon.menu
 
-    def _image(self, state: str) -> Image.Image:
+    def _image(self, state: str) -> "Image.Image":
         if state not in self._images:
             background = COLOURS.get(state) if self._opaque else None
             self._images[state] = draw_icon(state, self._icon_size, background=background)
