@@ -8,6 +8,7 @@ agent's own commands never import onnxruntime or torch needlessly; ``train`` nee
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from agent import __version__
@@ -125,13 +126,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in ("train", "bench"):
-            try:
-                import torch  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("torch") is None:  # agent/ itself never imports torch
                 raise MouseguardError(
                     f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
                     "(CPU-only wheel: see README, 'Install')"
-                ) from None
+                )
             if args.command == "bench":
                 from training import bench
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agent.events import make_events
-from agent.mouse_actions import DC, DD, KINDS, MM, PC, SC, SI, ActionSegmenter, ActionSpec, segment_actions
+from agent.mouse_actions import KINDS, ActionSegmenter, ActionSpec, segment_actions
 from agent.recordings import read_recording
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from agent.model_dir import Decision
-from agent.mouse_actions import ActionSpec, segment_actions
 from agent.pattern_features import KIND as PATTERN_KIND
 from agent.pattern_features import PER_PATTERN
 from agent.segment_features import FEATURE_NAMES, KIND as SEGMENT_KIND, SegmentSpec, extract_segments
