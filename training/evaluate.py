@@ -31,8 +31,8 @@ from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
-from training.personal import fit_calibrated
 from training.metrics import auc_eer, roc
+from training.personal import fit_calibrated
 
 PAPER_TEST_BLOCKS = 70
 PAPER_SIZES = ("300", "ALL")
@@ -129,44 +129,52 @@ def _window_scores(block_scores: np.ndarray, k: int) -> np.ndarray:
     return block_scores[: n * k].reshape(n, k).mean(axis=1)
 
 
-def sessions_protocol(args, log) -> dict:
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
-    sessions = load_sessions(args.dataset, args.data)
-    users = _users(sessions, args.users)
+def session_folds(sessions, users):
+    """The honest protocol's folds: for each user and fold, ``(user, fold, training sessions,
+    genuine test sessions, impostor training users, impostor test sessions, sessions by user)``.
+    The user's sessions alternate between two folds, the other users between two groups; the
+    test impostors (the other group) are never seen in training."""
     all_users = list(dict.fromkeys(s.user for s in sessions))
-    encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
-    test_spec = dataclasses.replace(spec, remainder="concatenate")
     by_user = {u: [s for s in sessions if s.user == u] for u in all_users}
-    modes = ("plain", "transfer2")
-    per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
-    empty_sessions = set()
     for user in users:
         own = by_user[user]
         others = [u for u in all_users if u != user]
         groups = (others[0::2], others[1::2])
         folds = (own[0::2], own[1::2])
         for f in (0, 1):
-            train_s, test_s = folds[f], folds[1 - f]
-            if not train_s or not test_s:
-                continue
-            neg_runs = [session_blocks(s, spec) for u in groups[f] for s in by_user[u]]
-            pos_runs = [session_blocks(s, spec) for s in train_s]
-            test_sessions = [(s, True) for s in test_s] + [(s, False) for u in groups[1 - f] for s in by_user[u]]
-            for mode in modes:
-                # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
-                fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode=mode,
-                                        encoder_state=encoder_state, cfg=cfg, seconds_per_block=1.0,
-                                        min_blocks=20)
-                for s, genuine in test_sessions:
-                    blocks = session_blocks(s, test_spec)
-                    if len(blocks) == 0:
-                        empty_sessions.add(s.key)
-                    p = fitted.score(blocks) if len(blocks) else np.empty(0)
-                    per_mode[mode]["genuine" if genuine else "impostor"].append(p)
-                    per_mode[mode]["session_rows"].append(
-                        {"model_user": user, "fold": f, "session": s.key, "genuine": genuine,
-                         "blocks": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
-            log(f"sessions {user} fold {f}: {len(train_s)} training sessions, {len(test_sessions)} test sessions")
+            if folds[f] and folds[1 - f]:
+                yield (user, f, folds[f], folds[1 - f], groups[f],
+                       [s for u in groups[1 - f] for s in by_user[u]], by_user)
+
+
+def sessions_protocol(args, log) -> dict:
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    sessions = load_sessions(args.dataset, args.data)
+    users = _users(sessions, args.users)
+    encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
+    test_spec = dataclasses.replace(spec, remainder="concatenate")
+    modes = ("plain", "transfer2")
+    per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
+    empty_sessions = set()
+    for user, f, train_s, test_s, neg_users, test_impostors, by_user in session_folds(sessions, users):
+        neg_runs = [session_blocks(s, spec) for u in neg_users for s in by_user[u]]
+        pos_runs = [session_blocks(s, spec) for s in train_s]
+        test_sessions = [(s, True) for s in test_s] + [(s, False) for s in test_impostors]
+        for mode in modes:
+            # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
+            fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode=mode,
+                                    encoder_state=encoder_state, cfg=cfg, seconds_per_block=1.0,
+                                    min_blocks=20)
+            for s, genuine in test_sessions:
+                blocks = session_blocks(s, test_spec)
+                if len(blocks) == 0:
+                    empty_sessions.add(s.key)
+                p = fitted.score(blocks) if len(blocks) else np.empty(0)
+                per_mode[mode]["genuine" if genuine else "impostor"].append(p)
+                per_mode[mode]["session_rows"].append(
+                    {"model_user": user, "fold": f, "session": s.key, "genuine": genuine,
+                     "blocks": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
+        log(f"sessions {user} fold {f}: {len(train_s)} training sessions, {len(test_sessions)} test sessions")
     summary = {}
     rocs = {}
     for mode, d in per_mode.items():

@@ -32,7 +32,7 @@ from agent.mouse_actions import SI, ActionSpec, segment_actions
 from agent.segment_features import SegmentSpec, extract_segments, segment_features
 from training.calibrate import calibrate
 from training.datasets import _events, load_sessions
-from training.evaluate import WINDOWS, _fmt, _users, _window_scores
+from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds
 from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
 from training.fit import FitError
 from training.metrics import auc_eer
@@ -78,19 +78,6 @@ def _window_metrics(genuine: list[np.ndarray], impostor: list[np.ndarray]) -> di
     return row
 
 
-def _folds(sessions, users):
-    all_users = list(dict.fromkeys(s.user for s in sessions))
-    by_user = {u: [s for s in sessions if s.user == u] for u in all_users}
-    for user in users:
-        own = by_user[user]
-        others = [u for u in all_users if u != user]
-        groups = (others[0::2], others[1::2])
-        folds = (own[0::2], own[1::2])
-        for f in (0, 1):
-            if folds[f] and folds[1 - f]:
-                yield user, f, folds[f], folds[1 - f], groups[f], [s for u in groups[1 - f] for s in by_user[u]], by_user
-
-
 # -- features family ------------------------------------------------------------------------------
 
 def features_sessions(args, log) -> dict:
@@ -99,7 +86,7 @@ def features_sessions(args, log) -> dict:
     cfg = MLPConfig(max_epochs=args.epochs, seed=args.seed)
     genuine, impostor, rows = [], [], []
     empty = set()
-    for user, f, train_s, test_s, neg_users, test_imp, by_user in _folds(sessions, users):
+    for user, f, train_s, test_s, neg_users, test_imp, by_user in session_folds(sessions, users):
         t0 = time.time()
         pos = np.concatenate([_segments(s.path) for s in train_s])
         negs = [np.concatenate([_segments(s.path) for s in by_user[u]]) for u in neg_users]
@@ -234,7 +221,7 @@ def patterns_sessions(args, log) -> dict:
     users = _users(sessions, args.users)
     per = {d: {"genuine": [], "impostor": [], "rows": [], "failed": 0, "op": []} for d in DETECTORS}
     empty = set()
-    for user, f, train_s, test_s, _neg_users, test_imp, _ in _folds(sessions, users):
+    for user, f, train_s, test_s, _neg_users, test_imp, _ in session_folds(sessions, users):
         t0 = time.time()
         heads, tails = zip(*(_split_actions(_actions(s.path)) for s in train_s))
         tests = [(s, True) for s in test_s] + [(s, False) for s in test_imp]
