@@ -15,11 +15,21 @@ from pathlib import Path
 
 
 def private_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` (and parents) if needed; the leaf is made private to the user."""
+    """Create ``path`` (and missing parents) private to the user (0700).
+
+    A folder that already exists keeps its mode: the parent of a model written to /tmp is
+    /tmp, and making that 0700 would break every other user and program on the machine.
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # a folder we do not own (e.g. /tmp) keeps its mode
-        os.chmod(path, 0o700)
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            p.mkdir(mode=0o700)
+            os.chmod(p, 0o700)  # mkdir's mode is filtered by the umask
     return path
 
 
@@ -27,7 +37,7 @@ def private_dir(path: str | os.PathLike) -> Path:
 def atomic_open(path: str | os.PathLike, mode: str = "wb"):
     """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
-    private_dir(path.parent) if not path.parent.exists() else None
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # Windows has it only from Python 3.13; there ACLs keep files private

@@ -78,3 +78,20 @@ def test_missing_and_binary_files(tmp_path):
     junk.write_bytes(b"\xff\xfe\x00\x01" * 10)
     with pytest.raises(RecordingError, match="not a readable CSV"):
         read_recording(junk)
+
+
+def test_writes_leave_existing_folders_modes_alone(tmp_path):
+    """Writing a model or recording into a shared folder (e.g. /tmp) must not make it private."""
+    from agent.files import atomic_directory
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    write_recording(shared / "rec.csv", make_events([(0.0, "NoButton", "Move", 1, 2)]))
+    with atomic_directory(shared / "model") as staging:
+        (staging / "x").write_text("x")
+    write_recording(shared / "new" / "deep" / "rec.csv", make_events([(0.0, "NoButton", "Move", 1, 2)]))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+    assert stat.S_IMODE(os.stat(shared / "model").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(shared / "new").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(shared / "new" / "deep").st_mode) == 0o700
