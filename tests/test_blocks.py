@@ -95,7 +95,7 @@ def _stream(events, spec, chunks):
 @pytest.mark.parametrize("remainder", ["drop", "concatenate"])
 def test_streaming_equals_batch_on_real_excerpt(remainder):
     import os
-    ev = read_recording(os.path.join(os.path.dirname(__file__), "fixtures/balabit/user7/session_excerpt1"))
+    ev = read_recording(os.path.join(os.path.dirname(__file__), "fixtures/balabit-excerpts/user7/session_excerpt1"))
     spec = BlockSpec(size=16, remainder=remainder)
     batch, bt = cut_blocks(ev, spec)
     assert len(batch) > 3

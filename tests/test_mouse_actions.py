@@ -71,7 +71,7 @@ def test_pause_splits_strokes():
 
 
 def test_balabit_fixture():
-    events = read_recording(FIXTURES / "balabit" / "user7" / "session_excerpt1")
+    events = read_recording(FIXTURES / "balabit-excerpts" / "user7" / "session_excerpt1")
     a = segment_actions(events)
     assert np.bincount(a["kind"], minlength=len(KINDS)).tolist() == [0, 0, 2, 5, 0, 0]
     assert (np.diff(a["t0"]) >= 0).all() and (a["t1"] >= a["t0"]).all()
@@ -79,7 +79,7 @@ def test_balabit_fixture():
     assert events["t"][0] <= a["t0"][0] and a["t1"][-1] <= events["t"][-1]
 
 
-@pytest.mark.parametrize("path", ["balabit/user7/session_excerpt1", "sapimouse/user1/session_2020_05_14_1min.csv"])
+@pytest.mark.parametrize("path", ["balabit-excerpts/user7/session_excerpt1", "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"])
 def test_streaming_equals_batch(path):
     events = read_recording(FIXTURES / path)
     batch = segment_actions(events)

@@ -12,9 +12,9 @@ FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
 def test_balabit_excerpt_reads_client_seconds():
-    ev = read_recording(os.path.join(FIX, "balabit/user7/session_excerpt1"))
+    ev = read_recording(os.path.join(FIX, "balabit-excerpts/user7/session_excerpt1"))
     assert len(ev) == 399
-    with open(os.path.join(FIX, "balabit/user7/session_excerpt1")) as f:
+    with open(os.path.join(FIX, "balabit-excerpts/user7/session_excerpt1")) as f:
         rows = [line.strip().split(",") for line in f][1:]
     # the client clock (second column) is used, not the network monitor's record timestamp
     np.testing.assert_array_equal(ev["t"], [float(r[1]) for r in rows])
@@ -23,11 +23,11 @@ def test_balabit_excerpt_reads_client_seconds():
 
 
 def test_sapimouse_milliseconds_and_crlf():
-    ev = read_recording(os.path.join(FIX, "sapimouse/user1/session_2020_05_14_1min.csv"))
+    ev = read_recording(os.path.join(FIX, "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"))
     assert len(ev) == 299
     gaps = np.diff(ev["t"])
     assert 0.001 < np.median(gaps[gaps > 0]) < 0.1  # ms became seconds
-    crlf = read_recording(os.path.join(FIX, "sapimouse/user2/session_crlf_3min.csv"))
+    crlf = read_recording(os.path.join(FIX, "sapimouse-excerpts/user2/session_crlf_3min.csv"))
     assert len(crlf) == 299 and crlf["x"].dtype.kind == "i"
 
 

@@ -62,7 +62,7 @@ def test_click_intervals_and_zero_dt_floor():
 
 
 def test_streaming_equals_batch_in_chunks():
-    events = read_recording(FIXTURES / "sapimouse" / "user1" / "session_2020_05_14_1min.csv")
+    events = read_recording(FIXTURES / "sapimouse-excerpts" / "user1" / "session_2020_05_14_1min.csv")
     batch, batch_t = extract_segments(events)
     assert batch.shape == (len(events) // 50, 30) and batch.dtype == np.float32
     rng = np.random.default_rng(1)
@@ -80,7 +80,7 @@ def test_streaming_equals_batch_in_chunks():
 
 
 def test_clock_running_backwards_starts_a_new_segment():
-    a = read_recording(FIXTURES / "balabit" / "user7" / "session_excerpt1")[:120]
+    a = read_recording(FIXTURES / "balabit-excerpts" / "user7" / "session_excerpt1")[:120]
     b = a.copy()
     b["t"] -= 1000.0
     f, _ = extract_segments(np.concatenate((a, b)))

@@ -216,14 +216,20 @@ def markdown(report: dict) -> str:
         lines += ["", "Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
     else:
         lines += ["Session-disjoint; test impostors never seen in training; every session counted "
-                  f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", "",
-                  "| mode | block AUC | block EER | k=3 AUC | k=5 AUC | k=5 EER | k=10 AUC | session AUC | session EER |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for mode, r in report["summary"].items():
-            lines.append(f"| {mode.upper()} | {_fmt(r['k=1']['auc'])} | {_fmt(r['k=1']['eer'])} | {_fmt(r['k=3']['auc'])} | "
-                         f"{_fmt(r['k=5']['auc'])} | {_fmt(r['k=5']['eer'])} | {_fmt(r['k=10']['auc'])} | "
-                         f"{_fmt(r['session']['auc'])} | {_fmt(r['session']['eer'])} |")
+                  f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
+        lines += sessions_table({m.upper(): r for m, r in report["summary"].items()}, "mode", "block")
     return "\n".join(lines) + "\n"
+
+
+def sessions_table(summary: dict, name: str, row: str) -> list[str]:
+    """The sessions protocol's markdown table: AUC/EER per row, per k rows, per session."""
+    lines = [f"| {name} | {row} AUC | {row} EER | k=3 AUC | k=5 AUC | k=5 EER | k=10 AUC | session AUC | session EER |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for label, r in summary.items():
+        lines.append(f"| {label} | {_fmt(r['k=1']['auc'])} | {_fmt(r['k=1']['eer'])} | {_fmt(r['k=3']['auc'])} | "
+                     f"{_fmt(r['k=5']['auc'])} | {_fmt(r['k=5']['eer'])} | {_fmt(r['k=10']['auc'])} | "
+                     f"{_fmt(r['session']['auc'])} | {_fmt(r['session']['eer'])} |")
+    return lines
 
 
 def plot_rocs(rocs: dict, path: Path, title: str) -> None:

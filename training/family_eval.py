@@ -32,7 +32,7 @@ from agent.mouse_actions import SI, ActionSpec, segment_actions
 from agent.segment_features import SegmentSpec, extract_segments, segment_features
 from training.calibrate import calibrate
 from training.datasets import _events, load_sessions
-from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds
+from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds, sessions_table
 from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
 from training.fit import FitError
 from training.metrics import auc_eer
@@ -307,13 +307,7 @@ def markdown(report: dict) -> str:
     else:
         lines += [f"Session-disjoint; test impostors never seen in training; every session counted "
                   f"({len(report['sessions_without_rows'])} sessions had no input row and score 0.5). "
-                  f"Input row: {report['row']}.", "",
-                  "| model | row AUC | row EER | k=3 AUC | k=5 AUC | k=5 EER | k=10 AUC | session AUC | session EER |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for name, r in report["summary"].items():
-            lines.append(f"| {name} | {_fmt(r['k=1']['auc'])} | {_fmt(r['k=1']['eer'])} | {_fmt(r['k=3']['auc'])} | "
-                         f"{_fmt(r['k=5']['auc'])} | {_fmt(r['k=5']['eer'])} | {_fmt(r['k=10']['auc'])} | "
-                         f"{_fmt(r['session']['auc'])} | {_fmt(r['session']['eer'])} |")
+                  f"Input row: {report['row']}.", ""] + sessions_table(report["summary"], "model", "row")
         if "operating_point" in report:
             lines += ["", f"Operating point chosen by each user's model from its own held-out data. "
                       f"Published (different data set and protocol): {PUBLISHED['patterns']}.", "",
