@@ -48,7 +48,9 @@ def _add_train(sub) -> None:
     _add_fit_options(p)
 
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
-    p.add_argument("--protocol", choices=["paper", "sessions"], required=True)
+    p.add_argument("--protocol", choices=["paper", "sessions", "detection"], required=True,
+                   help="paper: the seed paper's (optimistic); sessions: session-disjoint, unseen impostors; "
+                        "detection: false locks per hour and seconds to lock, replayed through the agent")
     p.add_argument("--dataset", choices=["balabit", "sapimouse"], required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="report", help="report folder (default ./report)")
@@ -57,6 +59,8 @@ def _add_train(sub) -> None:
     p.add_argument("--users", help="only these users (e.g. user7,user9) — for quick runs")
     p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
                    help="which model family to evaluate (default cnn)")
+    p.add_argument("--false-locks-per-8h", type=float, default=1.0,
+                   help="detection protocol: target false-lock rate of the calibration (default 1)")
     _add_fit_options(p)
 
 

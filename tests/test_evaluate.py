@@ -60,3 +60,28 @@ def test_paper_protocol_report(tiny_balabit, encoder, tmp_path):
     assert report["identification"]["concatenate"]["users"] == 2  # --users limits the whole protocol
     md = (out / "report.md").read_text()
     assert "optimistic by construction" in md and "0.98" in md
+
+
+def test_detection_protocol_replays_every_test_session(encoder, tmp_path, capsys):
+    data = tmp_path / "data"
+    for u, style in enumerate(STYLES):  # sessions long enough to hold out calibration blocks
+        for k in range(2):
+            write_balabit(data / f"user{u + 1}" / f"session_{k}", synth_events(style, 300, seed=70 * u + k))
+    out = tmp_path / "detection"
+    assert main(["train", "evaluate", "--protocol", "detection", "--dataset", "balabit", "--data", str(data),
+                 "--encoder", str(encoder), "--out", str(out), "--epochs", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "time-to-lock.png").stat().st_size > 1000
+    assert report["folds_not_calibrated"] == []
+    genuine = sorted(r["session"] for r in report["genuine_sessions"])
+    assert genuine == sorted(f"user{u}/session_{k}" for u in range(1, len(STYLES) + 1) for k in range(2))
+    for r in report["impostor_sessions"]:
+        assert r["session"].split("/")[0] != r["model_user"]
+    fl = report["false_locks"]
+    hours = sum(r["active_seconds"] for r in report["genuine_sessions"]) / 3600
+    assert fl["active_hours"] == pytest.approx(hours) and hours > 0
+    assert fl["false_locks"] == sum(r["locks"] for r in report["genuine_sessions"])
+    ttl = report["time_to_lock"]
+    assert ttl["sessions"] == len(report["impostor_sessions"])  # never-locked sessions are counted too
+    assert ttl["locked"] == sum(r["seconds_to_lock"] is not None for r in report["impostor_sessions"])
+    assert "false locks of the owner" in capsys.readouterr().out

@@ -94,6 +94,11 @@ def _events(path: Path) -> np.ndarray:
     return read_recording(path)
 
 
+def session_events(session: Session) -> np.ndarray:
+    """The session's events (read once, cached)."""
+    return _events(session.path)
+
+
 @functools.lru_cache(maxsize=4096)
 def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
     """All blocks of one session, in time order, cut by the agent's own cutter."""

@@ -214,6 +214,10 @@ def markdown(report: dict) -> str:
         for rem, r in report["identification"].items():
             lines.append(f"| {rem} | {_fmt(r['accuracy'])} | {r['users']} | {r['test_blocks']} |")
         lines += ["", "Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
+    elif report["protocol"] == "detection":
+        from training.detection import markdown_lines
+
+        lines += markdown_lines(report)
     else:
         lines += ["Session-disjoint; test impostors never seen in training; every session counted "
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
@@ -260,8 +264,11 @@ def run(args, log) -> int:
         from training import family_eval
 
         return family_eval.run(args, log)
+    from training import detection
+
     t0 = time.time()
-    report = (paper_protocol if args.protocol == "paper" else sessions_protocol)(args, log)
+    protocols = {"paper": paper_protocol, "sessions": sessions_protocol, "detection": detection.detection_protocol}
+    report = protocols[args.protocol](args, log)
     rocs = report.pop("_rocs")
     report.update({
         "dataset": args.dataset,
@@ -274,7 +281,10 @@ def run(args, log) -> int:
     out = private_dir(args.out)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
-    plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset} (pooled over users)")
+    if args.protocol == "detection":
+        detection.plot_time_to_lock(report, out / "time-to-lock.png")
+    else:
+        plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset} (pooled over users)")
     print(markdown(report))
     log(f"report written to {out} ({report['seconds']:.0f} s)")
     return 0

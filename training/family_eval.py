@@ -328,6 +328,9 @@ def run(args, log) -> int:
     from agent.errors import MouseguardError
 
     t0 = time.time()
+    if args.protocol == "detection":
+        raise MouseguardError("the detection protocol is run for the cnn family (the agent's default model); "
+                              "use --protocol sessions for the other families")
     if args.model_family == "features":
         report = (features_paper if args.protocol == "paper" else features_sessions)(args, log)
     elif args.protocol == "paper":

@@ -1,0 +1,59 @@
+"""The detection protocol's pieces: replaying a session through the agent's pipeline with a
+scorer of known output, and the time-to-lock summary that counts never-locked sessions."""
+
+import numpy as np
+import pytest
+
+from agent.blocks import DEFAULT_SPEC, cut_blocks
+from tests.synth import STYLES, synth_events
+from training.detection import active_clock, replay_session, time_to_lock_summary
+
+
+class ConstantScorer:
+    def __init__(self, p):
+        self.p = p
+
+    def score(self, blocks):
+        return np.full(len(blocks), self.p, np.float32)
+
+
+@pytest.fixture(scope="module")
+def events():
+    return synth_events(next(iter(STYLES)), 120, seed=3)
+
+
+def test_an_impostor_scorer_locks_at_the_window_th_block(events):
+    _, ends = cut_blocks(events, DEFAULT_SPEC)
+    row = replay_session(events, ConstantScorer(0.0), DEFAULT_SPEC, window=3, threshold=0.5, grace_seconds=0)
+    assert row["blocks"] == len(ends) >= 6
+    # no grace: the window refills after each lock, so every third block locks
+    assert row["locks"] == len(ends) // 3
+    clock = active_clock(events, DEFAULT_SPEC.gap)
+    assert row["seconds_to_lock"] == pytest.approx(clock[np.searchsorted(events["t"], ends[2])])
+    assert 0 < row["seconds_to_lock"] < row["active_seconds"] == pytest.approx(clock[-1])
+
+
+def test_grace_after_a_lock_suppresses_the_next_decisions(events):
+    no_grace = replay_session(events, ConstantScorer(0.0), DEFAULT_SPEC, 1, 0.5, grace_seconds=0)
+    grace = replay_session(events, ConstantScorer(0.0), DEFAULT_SPEC, 1, 0.5, grace_seconds=3600)
+    assert grace["locks"] == 1 < no_grace["locks"]
+
+
+def test_a_genuine_scorer_never_locks(events):
+    row = replay_session(events, ConstantScorer(1.0), DEFAULT_SPEC, 1, 0.5, grace_seconds=60)
+    assert row["locks"] == 0 and row["seconds_to_lock"] is None
+
+
+def test_active_clock_skips_idle_gaps():
+    e = np.zeros(4, dtype=[("t", "f8")])
+    e["t"] = [0.0, 1.0, 100.0, 101.5]
+    assert active_clock(e, gap=10.0).tolist() == [0.0, 1.0, 1.0, 2.5]
+
+
+def test_never_locked_sessions_count_against_the_median():
+    rows = [{"seconds_to_lock": s} for s in (5.0, 10.0, None, None, None)]
+    s = time_to_lock_summary(rows)
+    assert s["sessions"] == 5 and s["locked"] == 2
+    assert s["median_seconds"] is None  # three of five never locked
+    assert s["locked_within"]["10"] == pytest.approx(0.4)
+    assert time_to_lock_summary(rows[:2] + rows[2:3])["median_seconds"] == 10.0
