@@ -48,9 +48,10 @@ def _add_train(sub) -> None:
     _add_fit_options(p)
 
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
-    p.add_argument("--protocol", choices=["paper", "sessions", "detection"], required=True,
+    p.add_argument("--protocol", choices=["paper", "sessions", "detection", "enrolment"], required=True,
                    help="paper: the seed paper's (optimistic); sessions: session-disjoint, unseen impostors; "
-                        "detection: false locks per hour and seconds to lock, replayed through the agent")
+                        "detection: false locks per hour and seconds to lock, replayed through the agent; "
+                        "enrolment: `enroll --from` a user's first sessions with the shipped pool, scored on the rest")
     p.add_argument("--dataset", choices=["balabit", "sapimouse"], required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="report", help="report folder (default ./report)")
@@ -60,7 +61,9 @@ def _add_train(sub) -> None:
     p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
                    help="which model family to evaluate (default cnn)")
     p.add_argument("--false-locks-per-8h", type=float, default=1.0,
-                   help="detection protocol: target false-lock rate of the calibration (default 1)")
+                   help="detection/enrolment protocols: target false-lock rate of the calibration (default 1)")
+    p.add_argument("--enrol-sessions", type=int, default=2,
+                   help="enrolment protocol: sessions per user to enrol from (default 2)")
     _add_fit_options(p)
 
 

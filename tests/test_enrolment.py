@@ -34,7 +34,8 @@ def test_build_artifacts_on_tiny_data(tiny_data, tmp_path):
     out = tmp_path / "models"
     assert main(["train", "build-artifacts", "--data", str(tiny_data), "--out", str(out), "--epochs", "2"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["encoder"]["users"] == 5 and manifest["background_pool"]["users"] == 5
+    # the pool holds both capture set-ups: the 5 SapiMouse users and the 2 Balabit ones
+    assert manifest["encoder"]["users"] == 5 and manifest["background_pool"]["users"] == 7
     assert set(manifest["sources"]) == {"sapimouse", "balabit"}
     for rel, info in manifest["files"].items():
         assert (out / rel).stat().st_size == info["bytes"]
@@ -42,6 +43,8 @@ def test_build_artifacts_on_tiny_data(tiny_data, tmp_path):
         assert z["blocks"].dtype == np.float16 and len(z["owner"]) == len(z["blocks"])
     model = load_model_dir(out / "demo" / "model")
     assert model.user == "user7" and model.manifest["training"]["mode"] == "transfer2"
+    # the demo user's own blocks are not its impostors (found by fingerprint), nor is the demo's impostor
+    assert sorted(model.manifest["training"]["pool_users_left_out"]) == ["balabit/user7", "balabit/user9"]
 
 
 def test_shipped_artefacts_are_complete_and_consistent():

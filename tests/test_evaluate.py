@@ -85,3 +85,24 @@ def test_detection_protocol_replays_every_test_session(encoder, tmp_path, capsys
     assert ttl["sessions"] == len(report["impostor_sessions"])  # never-locked sessions are counted too
     assert ttl["locked"] == sum(r["seconds_to_lock"] is not None for r in report["impostor_sessions"])
     assert "false locks of the owner" in capsys.readouterr().out
+
+
+def test_enrolment_protocol_tests_each_group_on_people_left_out_of_the_pool(tmp_path):
+    data = tmp_path / "data"
+    for u, style in enumerate(list(STYLES) + list(STYLES)[:1]):
+        for k in range(3):
+            write_balabit(data / f"user{u + 1}" / f"session_{k}", synth_events(style, 250, seed=90 * u + k))
+    out = tmp_path / "enrolment"
+    assert main(["train", "evaluate", "--protocol", "enrolment", "--dataset", "balabit", "--data", str(data),
+                 "--out", str(out), "--epochs", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "time-to-lock.png").exists() and (out / "roc-enrolment.png").exists()
+    assert [u["enrolled_on"] for u in report["per_user"]][0] == ["user1/session_0", "user1/session_1"]
+    groups = ({"user1", "user3"}, {"user2", "user4"})
+    for r in report["session_rows"]:
+        owner = r["session"].split("/")[0]
+        assert any({owner, r["model_user"]} <= g for g in groups)  # impostors only from the tested group
+        assert r["genuine"] == (owner == r["model_user"])
+        assert not r["session"].endswith(("_0", "_1")) or owner != r["model_user"]  # enrolment data never tested
+    assert len(report["genuine_sessions"]) == 4 and len(report["impostor_sessions"]) == 4 * 3
+    assert 0 <= report["summary"]["session"]["auc"] <= 1

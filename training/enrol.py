@@ -3,7 +3,8 @@
 TRANSFER2 from the shipped encoder against the shipped background pool: the person's
 workstation has no other users' data, so the pool's users are the impostors. A fifth of the
 pool's users are held out whole, so the time-to-lock in the summary is measured on people
-the model has never seen.
+the model has never seen. Pool users whose recordings the enrolment's recordings share (someone
+enrolling from public data that is in the pool) are left out: their blocks are the person's own.
 """
 
 from __future__ import annotations
@@ -29,26 +30,34 @@ def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -
 
 
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
-          cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), log=None) -> dict:
-    """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays)."""
+          cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), exclude_pool_users=(),
+          log=None) -> dict:
+    """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays).
+
+    ``exclude_pool_users``: pool users to leave out besides the enrolling person's own (the
+    demo keeps its impostor out, so the demo shows an impostor the model has never seen).
+    """
     encoder_dir = encoder_dir or models.ENCODER
     pool_path = pool_path or models.BACKGROUND_POOL
     encoder_state, spec, encoder_info = load_encoder(encoder_dir)
-    pool = load_pool(pool_path, spec)
+    pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
+    keep = [i for i, u in enumerate(pool.users) if u not in set(exclude_pool_users)]
     runs = [cut_blocks(events, spec)[0] for events in recordings]
     n = sum(map(len, runs))
     spb = seconds_per_block(recordings, n, spec.gap)
-    held = [r for i, r in enumerate(pool) if i % POOL_HELDOUT_EVERY == 0]
-    train = [r for i, r in enumerate(pool) if i % POOL_HELDOUT_EVERY != 0]
+    held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
+    train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
     if log:
         log(f"{user}: {n} blocks from {len(recordings)} recording(s), {spb:.1f} s of movement per block; "
             f"impostors: {len(train)} pool users for training, {len(held)} held out")
+        if own:
+            log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
     summary = train_personal_model(
         runs, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
         seconds_per_block=spb, false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
                        "encoder": {"path": str(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
-                       "background_pool": str(pool_path)},
+                       "background_pool": str(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
         log=log,
     )
     summary.update({"blocks": n, "seconds_per_block": spb, "target_per_hour": false_locks_per_8h / 8.0})

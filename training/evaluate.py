@@ -218,6 +218,10 @@ def markdown(report: dict) -> str:
         from training.detection import markdown_lines
 
         lines += markdown_lines(report)
+    elif report["protocol"] == "enrolment":
+        from training.enrolment_eval import markdown_lines
+
+        lines += markdown_lines(report)
     else:
         lines += ["Session-disjoint; test impostors never seen in training; every session counted "
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
@@ -264,10 +268,11 @@ def run(args, log) -> int:
         from training import family_eval
 
         return family_eval.run(args, log)
-    from training import detection
+    from training import detection, enrolment_eval
 
     t0 = time.time()
-    protocols = {"paper": paper_protocol, "sessions": sessions_protocol, "detection": detection.detection_protocol}
+    protocols = {"paper": paper_protocol, "sessions": sessions_protocol, "detection": detection.detection_protocol,
+                 "enrolment": enrolment_eval.enrolment_protocol}
     report = protocols[args.protocol](args, log)
     rocs = report.pop("_rocs")
     report.update({
@@ -281,9 +286,9 @@ def run(args, log) -> int:
     out = private_dir(args.out)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "report.md", markdown(report))
-    if args.protocol == "detection":
+    if args.protocol in ("detection", "enrolment"):
         detection.plot_time_to_lock(report, out / "time-to-lock.png")
-    else:
+    if rocs:
         plot_rocs(rocs, out / f"roc-{args.protocol}.png", f"{args.protocol} protocol, {args.dataset} (pooled over users)")
     print(markdown(report))
     log(f"report written to {out} ({report['seconds']:.0f} s)")

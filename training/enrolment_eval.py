@@ -1,0 +1,116 @@
+"""The enrolment protocol: the product path, judged on people it has never met.
+
+``mouseguard enroll --from`` on the first ``--enrol-sessions`` sessions of a user, exactly as
+a person would run it (shipped encoder, shipped pool, calibration, ONNX export), then
+``score`` and a replay through the agent for every other session of the data set's users in
+the same group. The users split in two groups (alternating); while one group is tested, its
+users are left out of the pool, so every test impostor is someone the model never saw. The
+other group stays in the pool: that is what the shipped pool offers a real enrolment (people
+from the same kind of set-up), but never the people being tested.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import models
+from agent.config import AgentConfig
+from agent.model_dir import load_model_dir
+from agent.scorer import Scorer
+from training.datasets import load_sessions, session_blocks, session_events
+from training.detection import false_lock_summary, replay_session, time_to_lock_summary
+from training.enrol import enrol
+from training.evaluate import WINDOWS, _users, _window_scores
+from training.fit import FitConfig, load_encoder
+from training.metrics import auc_eer
+from training.pool import load_pool
+
+
+def enrolment_protocol(args, log) -> dict:
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    encoder_dir = Path(args.encoder) if args.encoder else models.ENCODER
+    _, spec, encoder_info = load_encoder(encoder_dir)
+    pool_users = load_pool(models.BACKGROUND_POOL, spec).users
+    sessions = load_sessions(args.dataset, args.data)
+    all_users = list(dict.fromkeys(s.user for s in sessions))
+    wanted = set(_users(sessions, args.users))
+    grace = float(AgentConfig().grace_seconds)
+    groups = (all_users[0::2], all_users[1::2])
+    rows, per_user, genuine_replays, impostor_replays = [], [], [], []
+    block_scores = {True: [], False: []}
+    for group in groups:
+        exclude = [f"{args.dataset}/{u}" for u in group]
+        for user in (u for u in group if u in wanted):
+            own = [s for s in sessions if s.user == user]
+            enrol_s, test_own = own[:args.enrol_sessions], own[args.enrol_sessions:]
+            if not test_own:
+                log(f"enrolment {user}: no session left to test after {args.enrol_sessions} for enrolment; skipped")
+                per_user.append({"user": user, "skipped": "no test session"})
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                summary = enrol([session_events(s) for s in enrol_s], user, Path(tmp) / "model",
+                                encoder_dir=encoder_dir, cfg=cfg, false_locks_per_8h=args.false_locks_per_8h,
+                                exclude_pool_users=exclude)
+                model = load_model_dir(Path(tmp) / "model")
+                scorer = Scorer(model)
+                window, threshold = model.decision.window, model.decision.threshold
+                tests = [(s, True) for s in test_own] + [(s, False) for s in sessions
+                                                         if s.user in group and s.user != user]
+                g, i = [], []
+                for s, genuine in tests:
+                    blocks = session_blocks(s, spec)
+                    p = scorer.score(blocks) if len(blocks) else np.empty(0)
+                    score = float(p.mean()) if len(p) else 0.5
+                    (g if genuine else i).append(score)
+                    block_scores[genuine].append(p)
+                    replay_row = {"model_user": user, "session": s.key,
+                                  **replay_session(session_events(s), scorer, spec, window, threshold, grace)}
+                    (genuine_replays if genuine else impostor_replays).append(replay_row)
+                    rows.append({"model_user": user, "session": s.key, "genuine": genuine, "blocks": int(len(p)),
+                                 "score": score})
+            m = auc_eer(np.array(g), np.array(i))
+            per_user.append({"user": user, "enrolled_on": [s.key for s in enrol_s], "window": window,
+                             "threshold": threshold, "session_auc": m["auc"],
+                             "heldout_block_auc": summary["metrics"]["heldout_block"]["auc"]})
+            log(f"enrolment {user}: session AUC {m['auc']:.3f}, decision {window} block(s) < {threshold:.3f}")
+    summary = {f"k={k}": auc_eer(np.concatenate([_window_scores(p, k) for p in block_scores[True]]),
+                                 np.concatenate([_window_scores(p, k) for p in block_scores[False]]))
+               for k in WINDOWS}
+    summary["session"] = auc_eer(np.array([r["score"] for r in rows if r["genuine"]]),
+                                 np.array([r["score"] for r in rows if not r["genuine"]]))
+    aucs = [u["session_auc"] for u in per_user if u.get("session_auc") is not None]
+    return {"protocol": "enrolment", "encoder": {"source": str(encoder_dir), **encoder_info},
+            "pool": {"users": len(pool_users),
+                     "dataset_users_in_pool": sum(u.startswith(f"{args.dataset}/") for u in pool_users)},
+            "enrol_sessions": args.enrol_sessions, "summary": summary,
+            "mean_user_session_auc": float(np.mean(aucs)) if aucs else None, "per_user": per_user,
+            "false_locks": false_lock_summary(genuine_replays), "time_to_lock": time_to_lock_summary(impostor_replays),
+            "grace_seconds": grace, "target_false_locks_per_8h": args.false_locks_per_8h,
+            "session_rows": rows, "genuine_sessions": genuine_replays, "impostor_sessions": impostor_replays,
+            "_rocs": {"enrolment k=1": (np.concatenate(block_scores[True]), np.concatenate(block_scores[False]))}}
+
+
+def markdown_lines(report: dict) -> list[str]:
+    from training.evaluate import _fmt, sessions_table
+
+    fl, ttl = report["false_locks"], report["time_to_lock"]
+    per8 = "–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}"
+    median = "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s"
+    lines = [f"`mouseguard enroll --from` the first {report['enrol_sessions']} sessions of each user (shipped encoder "
+             f"and pool, the tested group's users left out of the pool), then every other session of that group scored "
+             f"(ONNX) and replayed through the agent. Test impostors never seen in training.", ""]
+    lines += sessions_table({"enrolment": report["summary"]}, "model", "block")
+    lines += ["", f"Mean of per-user session AUCs: {_fmt(report['mean_user_session_auc'])}.", "",
+              f"False locks of the owner: {fl['false_locks']} in {fl['active_hours']:.1f} active hours = {per8} per 8 h; "
+              f"impostor sessions locked: {ttl['locked']} of {ttl['sessions']}, median {median} of their movement.", "",
+              "| user | enrolled on | session AUC | decision |", "|---|---|---|---|"]
+    for u in report["per_user"]:
+        if "skipped" in u:
+            lines.append(f"| {u['user']} | – | skipped: {u['skipped']} | |")
+        else:
+            lines.append(f"| {u['user']} | {', '.join(u['enrolled_on'])} | {_fmt(u['session_auc'])} | "
+                         f"mean of {u['window']} < {u['threshold']:.3f} |")
+    return lines
