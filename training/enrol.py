@@ -14,7 +14,7 @@ import numpy as np
 import models
 from agent.blocks import cut_blocks
 from training.fit import FitConfig, load_encoder
-from training.personal import train_personal_model
+from training.personal import MIN_BLOCKS, train_personal_model
 from training.pool import load_pool
 
 POOL_HELDOUT_EVERY = 5
@@ -31,7 +31,7 @@ def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -
 
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
           cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), exclude_pool_users=(),
-          log=None) -> dict:
+          log=None, min_blocks: int = MIN_BLOCKS) -> dict:
     """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays).
 
     ``exclude_pool_users``: pool users to leave out besides the enrolling person's own (the
@@ -58,7 +58,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
                        "encoder": {"path": str(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
                        "background_pool": str(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
-        log=log,
+        log=log, min_blocks=min_blocks,
     )
     summary.update({"blocks": n, "seconds_per_block": spb, "target_per_hour": false_locks_per_8h / 8.0})
     return summary

@@ -125,11 +125,12 @@ def fit_calibrated(genuine_runs, impostor_runs, spec: BlockSpec, *, user: str, m
 def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], spec: BlockSpec,
                          out_dir, *, user: str, mode: str, encoder_state, cfg: FitConfig,
                          seconds_per_block: float, false_locks_per_hour: float, training_info: dict,
-                         impostor_heldout_runs: list[np.ndarray] | None = None, log=None) -> dict:
+                         impostor_heldout_runs: list[np.ndarray] | None = None, log=None,
+                         min_blocks: int = MIN_BLOCKS) -> dict:
     """Fit, calibrate and export; returns the manifest's metrics and decision summary."""
     fitted = fit_calibrated(genuine_runs, impostor_runs, spec, user=user, mode=mode, encoder_state=encoder_state,
                             cfg=cfg, seconds_per_block=seconds_per_block,
-                            impostor_heldout_runs=impostor_heldout_runs, log=log)
+                            impostor_heldout_runs=impostor_heldout_runs, log=log, min_blocks=min_blocks)
     genuine_scores, impostor_scores = fitted.genuine_held_scores, fitted.impostor_held_scores
     window, threshold, calibration = calibrate(genuine_scores, impostor_scores, seconds_per_block,
                                                false_locks_per_hour)
