@@ -17,8 +17,9 @@ the threshold twice, and the lower one is kept:
   anyone: a one-block decision is only trusted where the data really supports it.
 
 Which window wins is judged on *hard* impostors. The held-out impostors of an enrolment come
-from the shipped pool, recorded on other machines: the network tells them apart from the user
-by the machine as much as by the hand, so they are caught at once, and judging windows on
+from the shipped pool, recorded on other machines (a browser task, a remote-desktop client):
+the network tells them apart from the user by the machine as much as by the hand, so they
+are caught at once, and judging windows on
 them picks a one-block window whose threshold only an extreme block crosses. A real impostor
 uses the user's own mouse and screen. The hard runs model one who moves like the user half of
 the time: each block is drawn, seeded, from the held-out impostor blocks or the held-out genuine
