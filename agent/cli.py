@@ -38,7 +38,7 @@ def _add_train(sub) -> None:
     p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
                    help="cnn (blocks, default), features (segment features + MLP) or patterns (one-class)")
     p.add_argument("--encoder", help="pre-trained encoder folder (default: the shipped one)")
-    p.add_argument("--false-locks-per-8h", type=float, default=1.0,
+    p.add_argument("--false-locks-per-8h", type=_rate, default=1.0,
                    help="target false-lock rate used to calibrate the threshold (default 1)")
     _add_fit_options(p)
 
@@ -60,11 +60,32 @@ def _add_train(sub) -> None:
     p.add_argument("--users", help="only these users (e.g. user7,user9) — for quick runs")
     p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
                    help="which model family to evaluate (default cnn)")
-    p.add_argument("--false-locks-per-8h", type=float, default=1.0,
+    p.add_argument("--false-locks-per-8h", type=_rate, default=1.0,
                    help="detection/enrolment protocols: target false-lock rate of the calibration (default 1)")
-    p.add_argument("--enrol-sessions", type=int, default=2,
+    p.add_argument("--enrol-sessions", type=_at_least_one, default=2,
                    help="enrolment protocol: sessions per user to enrol from (default 2)")
     _add_fit_options(p)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def _rate(text: str) -> float:
+    """A false-lock target as the config takes it: more than 0, at most 100 per 8 hours."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = -1.0
+    if not 0 < x <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, at most 100, got {text!r}")
+    return x
 
 
 def _add_fit_options(p) -> None:

@@ -106,3 +106,18 @@ def test_enrolment_protocol_tests_each_group_on_people_left_out_of_the_pool(tmp_
         assert not r["session"].endswith(("_0", "_1")) or owner != r["model_user"]  # enrolment data never tested
     assert len(report["genuine_sessions"]) == 4 and len(report["impostor_sessions"]) == 4 * 3
     assert 0 <= report["summary"]["session"]["auc"] <= 1
+
+
+def test_enrolment_protocol_needs_at_least_one_enrolment_session(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "evaluate", "--protocol", "enrolment", "--dataset", "balabit", "--data", str(tmp_path),
+              "--enrol-sessions", "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "many"])
+def test_a_false_lock_target_out_of_range_is_refused(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "evaluate", "--protocol", "detection", "--dataset", "balabit", "--data", str(tmp_path),
+              "--false-locks-per-8h", value])
+    assert exc.value.code == 2 and "greater than 0" in capsys.readouterr().err
