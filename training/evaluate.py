@@ -241,20 +241,32 @@ def sessions_table(summary: dict, name: str, row: str) -> list[str]:
 
 
 def plot_rocs(rocs: dict, path: Path, title: str) -> None:
+    """ROC (linear axes) and DET (miss vs false-accept rate on normal-deviate axes) side by side."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy.stats import norm
 
-    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
+    fig, (ax, det) = plt.subplots(1, 2, figsize=(10, 4.8), dpi=110)
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95])
     for label, pairs in rocs.items():
         g, i = pairs if isinstance(pairs, tuple) else (np.concatenate([p[0] for p in pairs]),
                                                        np.concatenate([p[1] for p in pairs]))
         fpr, tpr = roc(g, i)
         ax.plot(fpr, tpr, label=f"{label} (AUC {auc_eer(g, i)['auc']:.3f})")
+        clip = lambda p: np.clip(p, 5e-4, 1 - 5e-4)  # noqa: E731 - the axes end where the data can
+        det.plot(norm.ppf(clip(fpr)), norm.ppf(clip(1 - tpr)), label=f"{label} (EER {auc_eer(g, i)['eer']:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="false acceptance rate (impostor accepted)", ylabel="true acceptance rate (genuine accepted)",
-           title=title, xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=7, loc="lower right")
+           title=f"ROC: {title}", xlim=(0, 1), ylim=(0, 1.01))
+    det.plot(norm.ppf(ticks[[0, -1]]), norm.ppf(ticks[[0, -1]]), color="grey", lw=0.8, ls="--")
+    det.set(xticks=norm.ppf(ticks), yticks=norm.ppf(ticks), xlim=norm.ppf(ticks[[0, -1]]),
+            ylim=norm.ppf(ticks[[0, -1]]), xlabel="false acceptance rate", ylabel="false rejection rate (genuine refused)",
+            title="DET (EER where a curve meets the diagonal)")
+    det.set_xticklabels([f"{t:g}" for t in ticks])
+    det.set_yticklabels([f"{t:g}" for t in ticks])
+    for a in (ax, det):
+        a.legend(fontsize=7, loc="lower right" if a is ax else "upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
