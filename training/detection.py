@@ -99,10 +99,10 @@ def detection_protocol(args, log) -> dict:
         pos_runs = [session_blocks(s, spec) for s in train_s]
         neg_runs = [session_blocks(s, spec) for u in neg_users for s in by_user[u]]
         spb = sum(active_seconds(s, spec) for s in train_s) / max(sum(map(len, pos_runs)), 1)
-        # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision
-        fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode="transfer2", encoder_state=encoder_state,
-                                cfg=cfg, seconds_per_block=spb, min_blocks=10)
         try:
+            # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision
+            fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode="transfer2", encoder_state=encoder_state,
+                                    cfg=cfg, seconds_per_block=spb, min_blocks=10)
             window, threshold, _ = calibrate(fitted.genuine_held_scores, fitted.impostor_held_scores, spb, target)
         except ValueError as exc:  # `train fit` would refuse this user too: say so, drop nothing silently
             not_calibrated.append({"model_user": user, "fold": f, "reason": str(exc),
@@ -127,8 +127,8 @@ def detection_protocol(args, log) -> dict:
             "false_locks": false_locks, "time_to_lock": ttl,
             "goal": {"median_seconds": GOAL_MEDIAN_SECONDS, "false_locks_per_8h": 8 * GOAL_FALSE_LOCKS_PER_HOUR,
                      "met": bool(goal_met)},
-            "models": models, "folds_not_calibrated": not_calibrated, "genuine_sessions": genuine_rows, "impostor_sessions": impostor_rows,
-            "_rocs": None}
+            "models": models, "folds_not_calibrated": not_calibrated,
+            "genuine_sessions": genuine_rows, "impostor_sessions": impostor_rows, "_rocs": None}
 
 
 def markdown_lines(report: dict) -> list[str]:
