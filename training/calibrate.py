@@ -33,6 +33,7 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
+from scipy.special import expit
 
 from agent.decision import simulate_locks
 
@@ -45,7 +46,7 @@ def _logit(p):
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return expit(x)
 
 
 def rolling_means(scores: np.ndarray, window: int) -> np.ndarray:

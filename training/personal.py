@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.special import expit  # the logistic function, without overflow warnings for large logits
 
 from agent.blocks import BlockSpec
 from agent.model_dir import Decision
@@ -65,7 +66,7 @@ class FittedUser:
     def score(self, blocks: np.ndarray) -> np.ndarray:
         """Calibrated P(genuine), as the exported ONNX model computes it."""
         a, b = self.score_calibration
-        return 1.0 / (1.0 + np.exp(-(a * predict_logits(self.model, blocks) + b)))
+        return expit(a * predict_logits(self.model, blocks) + b)
 
 
 def platt(genuine_logits: np.ndarray, impostor_logits: np.ndarray) -> tuple[float, float]:
@@ -116,7 +117,7 @@ def fit_calibrated(genuine_runs, impostor_runs, spec: BlockSpec, *, user: str, m
                  np.concatenate(impostor_logits) if impostor_logits else np.empty(0))
 
     def squash(logits):
-        return 1.0 / (1.0 + np.exp(-(a * logits + b)))
+        return expit(a * logits + b)
 
     return FittedUser(model, (a, b), [squash(g) for g in genuine_logits], [squash(i) for i in impostor_logits],
                       positives, negatives)
