@@ -7,7 +7,7 @@
   recording of theirs. Two capture set-ups (browser events; a remote-desktop client) keep the
   network from learning "this machine vs the pool's machine": with SapiMouse alone, a model
   enrolled on two Balabit sessions ranked other Balabit users' sessions above the owner's
-  (mean session AUC 0.71 over the 10 users; 0.89 with Balabit users in the pool — users the
+  (mean per-user session AUC 0.71 over the 10 users; 0.88 with Balabit users in the pool — users the
   test never met; ``mouseguard train evaluate --protocol enrolment``);
 * ``demo/`` — a model enrolled, exactly as ``mouseguard enroll`` does it, on Balabit sessions
   of one user, and two excerpts for ``mouseguard demo``: a held-out session of that user
