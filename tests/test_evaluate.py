@@ -121,3 +121,10 @@ def test_a_false_lock_target_out_of_range_is_refused(tmp_path, capsys, value):
         main(["train", "evaluate", "--protocol", "detection", "--dataset", "balabit", "--data", str(tmp_path),
               "--false-locks-per-8h", value])
     assert exc.value.code == 2 and "greater than 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protocol", ["detection", "enrolment"])
+def test_agent_protocols_refuse_the_other_families_in_one_line(tmp_path, capsys, protocol):
+    assert main(["train", "evaluate", "--protocol", protocol, "--model-family", "features", "--dataset", "balabit",
+                 "--data", str(tmp_path)]) == 2
+    assert f"the {protocol} protocol is run for the cnn family" in capsys.readouterr().err

@@ -272,10 +272,27 @@ def plot_rocs(rocs: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run(args, log) -> int:
+def write_report(report: dict, args, t0: float, to_markdown, config: dict) -> Path:
+    """Stamp ``report`` with where, when and how it was made; write JSON and markdown to --out."""
+    import os
     import shlex
     import sys
 
+    report.update({
+        "dataset": args.dataset,
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": "mouseguard " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "seconds": round(time.time() - t0, 1),
+        "config": config,
+    })
+    out = private_dir(args.out)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "report.md", to_markdown(report))
+    return out
+
+
+def run(args, log) -> int:
     if getattr(args, "model_family", "cnn") != "cnn":
         from training import family_eval
 
@@ -287,17 +304,7 @@ def run(args, log) -> int:
                  "enrolment": enrolment_eval.enrolment_protocol}
     report = protocols[args.protocol](args, log)
     rocs = report.pop("_rocs")
-    report.update({
-        "dataset": args.dataset,
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-        "command": "mouseguard " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "seconds": round(time.time() - t0, 1),
-        "config": {"epochs": args.epochs, "seed": args.seed, "noise": args.noise},
-    })
-    out = private_dir(args.out)
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / "report.md", markdown(report))
+    out = write_report(report, args, t0, markdown, {"epochs": args.epochs, "seed": args.seed, "noise": args.noise})
     if args.protocol in ("detection", "enrolment"):
         detection.plot_time_to_lock(report, out / "time-to-lock.png")
     if rocs:

@@ -18,21 +18,17 @@ unknown class, one user in six held out as never seen.
 
 from __future__ import annotations
 
-import datetime
 import functools
-import json
-import platform
 import time
 
 import numpy as np
 
 from agent.decision import simulate_locks
-from agent.files import atomic_write_text, private_dir
 from agent.mouse_actions import SI, ActionSpec, segment_actions
 from agent.segment_features import SegmentSpec, extract_segments, segment_features
 from training.calibrate import calibrate
 from training.datasets import _events, load_sessions
-from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds, sessions_table
+from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds, sessions_table, write_report
 from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
 from training.fit import FitError
 from training.metrics import auc_eer
@@ -321,15 +317,11 @@ def markdown(report: dict) -> str:
 
 
 def run(args, log) -> int:
-    import os
-    import shlex
-    import sys
-
     from agent.errors import MouseguardError
 
     t0 = time.time()
-    if args.protocol == "detection":
-        raise MouseguardError("the detection protocol is run for the cnn family (the agent's default model); "
+    if args.protocol in ("detection", "enrolment"):
+        raise MouseguardError(f"the {args.protocol} protocol is run for the cnn family (the agent's default model); "
                               "use --protocol sessions for the other families")
     if args.model_family == "features":
         report = (features_paper if args.protocol == "paper" else features_sessions)(args, log)
@@ -338,17 +330,7 @@ def run(args, log) -> int:
                               "protocol are not available); use --protocol sessions")
     else:
         report = patterns_sessions(args, log)
-    report.update({
-        "dataset": args.dataset,
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "command": "mouseguard " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "seconds": round(time.time() - t0, 1),
-        "config": {"epochs": args.epochs, "seed": args.seed},
-    })
-    out = private_dir(args.out)
-    atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / "report.md", markdown(report))
+    out = write_report(report, args, t0, markdown, {"epochs": args.epochs, "seed": args.seed})
     print(markdown(report))
     log(f"report written to {out} ({report['seconds']:.0f} s)")
     return 0

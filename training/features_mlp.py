@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from training.cgan import CGANConfig, UnknownSynthesiser
-from training.fit import FitError
+from training.fit import FitError, prepare_torch
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "p_genuine"
@@ -47,14 +47,6 @@ class MLPConfig:
     unknown_per_class: float = 1.0
     cgan_epochs: int = 20
     threads: int = 1
-
-
-def _prepare_torch(seed: int, threads: int) -> None:
-    torch.set_flush_denormal(True)  # see training.fit: denormals slow CPU training enormously
-    # Batches of 256 x 30 are far too small for threads: on the 2 shared cores here one
-    # thread ran an epoch in 0.4 s, two threads in 5.5 s. (A process-wide torch setting.)
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
 
 
 class SegmentMLP(nn.Module):
@@ -128,7 +120,7 @@ class GenuineProbability(nn.Module):
 
 def train_network(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: MLPConfig, log=None) -> SegmentMLP:
     """Adam with class weights; ReduceLROnPlateau and early stopping on a validation split."""
-    _prepare_torch(cfg.seed, cfg.threads)
+    prepare_torch(cfg.seed, cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(len(x))
     n_val = max(1, int(len(x) * cfg.validation))
@@ -195,7 +187,7 @@ class SegmentIdentifier:
         y = labels.astype(np.int64)
         self.unknown_class = None
         if cfg.unknown_per_class > 0:
-            _prepare_torch(cfg.seed, cfg.threads)
+            prepare_torch(cfg.seed, cfg.threads)
             synth = UnknownSynthesiser(CGANConfig(epochs=cfg.cgan_epochs, seed=cfg.seed)).fit(x, y)
             n = int(round(cfg.unknown_per_class * len(x) / self.n_known))
             self.unknown_class = self.n_known

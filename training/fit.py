@@ -43,12 +43,14 @@ class FitConfig:
     noise: float = 0.0
 
 
-def _prepare_torch(seed: int) -> None:
+def prepare_torch(seed: int, threads: int | None = None) -> None:
+    """Process-wide torch settings for every fit in this package (CNN, MLP, CGAN)."""
     # Without flushing denormals the seed CNN trains ~60x slower on this class of CPU.
     torch.set_flush_denormal(True)
-    # One thread: batches of 32 small blocks give intra-op threads nothing to share, and on a
-    # busy 2-core machine their spin-waiting made a fit 5x slower (3.4 s vs 17.4 s measured).
-    torch.set_num_threads(int(os.environ.get("MOUSEGUARD_TORCH_THREADS", "1")))
+    # One thread by default: batches of small blocks give intra-op threads nothing to share,
+    # and on a busy 2-core machine their spin-waiting made a fit 5x slower (3.4 s vs 17.4 s
+    # measured; the segment MLP: 0.4 s vs 5.5 s per epoch).
+    torch.set_num_threads(threads or int(os.environ.get("MOUSEGUARD_TORCH_THREADS", "1")))
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -56,7 +58,7 @@ def _prepare_torch(seed: int) -> None:
 def train_classifier(model: nn.Module, blocks: np.ndarray, labels: np.ndarray, cfg: FitConfig,
                      params=None, log=None) -> nn.Module:
     """Mini-batch Adam on cross-entropy (one logit: binary; several: multi-class)."""
-    _prepare_torch(cfg.seed)
+    prepare_torch(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     x_all = torch.tensor(blocks, dtype=torch.float32)
     multiclass = model.head.out_features > 1
@@ -91,7 +93,7 @@ def pretrain(blocks_by_user: dict[str, np.ndarray], spec: BlockSpec, cfg: FitCon
         raise FitError("pre-training needs blocks of at least two users")
     blocks = np.concatenate([blocks_by_user[u] for u in users])
     labels = np.concatenate([np.full(len(blocks_by_user[u]), i) for i, u in enumerate(users)])
-    _prepare_torch(cfg.seed)
+    prepare_torch(cfg.seed)
     model = BlockClassifier(spec.channels, n_outputs=len(users))
     return train_classifier(model, blocks, labels, cfg, log=log), users
 
@@ -141,7 +143,7 @@ def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode
     negatives = balanced_negatives(negatives, len(positives), cfg.seed)
     blocks = np.concatenate((positives, negatives))
     labels = np.concatenate((np.ones(len(positives)), np.zeros(len(negatives))))
-    _prepare_torch(cfg.seed)
+    prepare_torch(cfg.seed)
     model = BlockClassifier(spec.channels, n_outputs=1)
     params = None
     if mode != "plain":
