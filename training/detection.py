@@ -131,10 +131,16 @@ def detection_protocol(args, log) -> dict:
             "genuine_sessions": genuine_rows, "impostor_sessions": impostor_rows, "_rocs": None}
 
 
+def rates_text(report: dict) -> tuple[str, str]:
+    """False locks per 8 active hours and the median seconds to lock, as the reports print them."""
+    fl, ttl = report["false_locks"], report["time_to_lock"]
+    return ("–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}",
+            "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s")
+
+
 def markdown_lines(report: dict) -> list[str]:
     fl, ttl = report["false_locks"], report["time_to_lock"]
-    per8 = "–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}"
-    median = "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s"
+    per8, median = rates_text(report)
     lines = [
         "Each fold's model fitted and calibrated as `mouseguard train fit` does it (target "
         f"{report['target_false_locks_per_8h']:g} false lock per 8 active hours), then every held-out session "
@@ -170,8 +176,7 @@ def plot_time_to_lock(report: dict, path) -> None:
                 label=f"impostor sessions locked ({len(times)} of {len(rows)})")
     ax.axvline(GOAL_MEDIAN_SECONDS, color="grey", ls="--", lw=0.8, label=f"goal: half within {GOAL_MEDIAN_SECONDS:.0f} s")
     ax.axhline(0.5, color="grey", ls=":", lw=0.8)
-    fl = report["false_locks"]
-    per8 = "–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}"
+    per8, _ = rates_text(report)
     ax.set(xscale="log", xlim=(1, max(600.0, float(times.max()) if len(times) else 600.0)), ylim=(0, 1.02),
            xlabel="active seconds of impostor movement", ylabel="share of impostor sessions locked",
            title=f"time to lock ({per8} false locks per 8 active hours of the owner)")

@@ -23,7 +23,7 @@ from agent.config import AgentConfig
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
 from training.datasets import load_sessions, session_blocks, session_events
-from training.detection import false_lock_summary, replay_session, time_to_lock_summary
+from training.detection import false_lock_summary, rates_text, replay_session, time_to_lock_summary
 from training.enrol import enrol
 from training.evaluate import WINDOWS, _users, _window_scores
 from training.fit import FitConfig, FitError, load_encoder
@@ -113,8 +113,7 @@ def markdown_lines(report: dict) -> list[str]:
     from training.evaluate import _fmt, sessions_table
 
     fl, ttl = report["false_locks"], report["time_to_lock"]
-    per8 = "–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}"
-    median = "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s"
+    per8, median = rates_text(report)
     lines = [f"`mouseguard enroll --from` the first {report['enrol_sessions']} sessions of each user (shipped encoder "
              f"and pool, the tested group's users left out of the pool), then every other session of that group scored "
              f"(ONNX) and replayed through the agent. Test impostors never seen in training.", ""]
