@@ -41,7 +41,7 @@ def draw_timelines(panels, threshold: float, path) -> None:
         _, ty = xy(t0, threshold)
         for x in range(x0, x1, 12):
             d.line([x, ty, min(x + 6, x1), ty], fill=COLOURS[LOCKED], width=1)
-        d.text((x1 - 120, ty - 14), f"threshold {threshold:.2f}", fill=COLOURS[LOCKED], font=font)
+        d.text((x1 - 120, ty - 14), f"threshold {threshold:.3g}", fill=COLOURS[LOCKED], font=font)
         last_label = -1e9
         for v in verdicts:
             x, y = xy(v.t, v.verdict.score)
