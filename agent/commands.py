@@ -186,7 +186,14 @@ def demo(args) -> int:
 
     from agent.demo import run_demo
 
-    run_demo(Path(args.out))
+    out = Path(args.out)
+    if out.is_dir():
+        out = out / "mouseguard-demo.png"
+    elif out.suffix.lower() != ".png":
+        raise MouseguardError(f"--out {args.out}: the timeline chart is a PNG; give a folder or a name ending in .png")
+    elif not out.parent.is_dir():
+        raise MouseguardError(f"--out {args.out}: folder {out.parent} does not exist")
+    run_demo(out)
     return 0
 
 

@@ -128,3 +128,11 @@ def test_demo_runs_headless_and_draws(tmp_path):
     from PIL import Image
     img = Image.open(png)
     assert img.size[0] >= 800 and len(img.getcolors(maxcolors=1 << 20)) > 5  # a drawn chart, not a blank canvas
+
+
+@pytest.mark.parametrize("out, message", [("chart.txt", "name ending in .png"), ("missing/demo.png", "does not exist")])
+def test_demo_refuses_an_unusable_chart_path_in_one_line(tmp_path, out, message):
+    proc = subprocess.run([sys.executable, "-m", "agent", "demo", "--out", str(tmp_path / out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert proc.stdout == ""  # refused before replaying anything
