@@ -48,10 +48,12 @@ def _add_train(sub) -> None:
     _add_fit_options(p)
 
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
-    p.add_argument("--protocol", choices=["paper", "sessions", "detection", "enrolment"], required=True,
+    p.add_argument("--protocol", choices=["paper", "sessions", "detection", "enrolment", "identification"],
+                   required=True,
                    help="paper: the seed paper's (optimistic); sessions: session-disjoint, unseen impostors; "
                         "detection: false locks per hour and seconds to lock, replayed through the agent; "
-                        "enrolment: `enroll --from` a user's first sessions with the shipped pool, scored on the rest")
+                        "enrolment: `enroll --from` a user's first sessions with the shipped pool, scored on the rest; "
+                        "identification: which user made a block, paper's and session-disjoint splits")
     p.add_argument("--dataset", choices=["balabit", "sapimouse"], required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="report", help="report folder (default ./report)")
@@ -62,6 +64,9 @@ def _add_train(sub) -> None:
                    help="which model family to evaluate (default cnn)")
     p.add_argument("--false-locks-per-8h", type=_rate, default=1.0,
                    help="detection/enrolment protocols: target false-lock rate of the calibration (default 1)")
+    p.add_argument("--impostors", choices=["unseen", "seen"], default="unseen",
+                   help="sessions protocol: test impostors never seen in training (default), or the other "
+                        "users' other sessions, as in Balabit's official test")
     p.add_argument("--enrol-sessions", type=_at_least_one, default=2,
                    help="enrolment protocol: sessions per user to enrol from (default 2)")
     _add_fit_options(p)

@@ -62,6 +62,22 @@ def test_paper_protocol_report(tiny_balabit, encoder, tmp_path):
     assert "optimistic by construction" in md and "0.98" in md
 
 
+def test_identification_protocol_both_splits_both_specs(tiny_balabit, tmp_path, capsys):
+    out = tmp_path / "ident"
+    assert main(["train", "evaluate", "--protocol", "identification", "--dataset", "balabit", "--data",
+                 str(tiny_balabit), "--out", str(out), "--epochs", "3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["results"]) == {f"{s}/{k}" for s in ("seed", "default") for k in ("blocks", "sessions")}
+    blocks = report["results"]["default/blocks"]
+    assert blocks["users"] == 4 and blocks["test_blocks"] == 4 * 70
+    # session split: every user has two sessions here, and session_1 (the odd one) is tested
+    sessions = report["results"]["default/sessions"]
+    assert sessions["users"] == 4 and report["users_with_one_session"] == []
+    # synthetic users of three styles (users 1 and 4 share one): well above chance (0.25)
+    assert sessions["accuracy"] > 0.4
+    assert "honest" in capsys.readouterr().out
+
+
 def test_detection_protocol_replays_every_test_session(encoder, tmp_path, capsys):
     data = tmp_path / "data"
     for u, style in enumerate(STYLES):  # sessions long enough to hold out calibration blocks
@@ -128,3 +144,30 @@ def test_agent_protocols_refuse_the_other_families_in_one_line(tmp_path, capsys,
     assert main(["train", "evaluate", "--protocol", protocol, "--model-family", "features", "--dataset", "balabit",
                  "--data", str(tmp_path)]) == 2
     assert f"the {protocol} protocol is run for the cnn family" in capsys.readouterr().err
+
+
+def test_identification_protocol_is_the_cnn_familys(tmp_path, capsys):
+    assert main(["train", "evaluate", "--protocol", "identification", "--model-family", "features",
+                 "--dataset", "balabit", "--data", str(tmp_path)]) == 2
+    assert "--protocol paper" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("impostors", ["unseen", "seen"])
+def test_session_folds_never_put_a_session_on_both_sides(impostors):
+    from pathlib import Path
+
+    from training.datasets import Session
+    from training.evaluate import session_folds
+
+    sessions = [Session("balabit", f"user{u}", f"s{k}", Path(f"user{u}/s{k}")) for u in range(1, 6) for k in range(4)]
+    folds = list(session_folds(sessions, ["user1", "user2"], impostors))
+    assert len(folds) == 4
+    for user, f, train, test, negatives, test_imp in folds:
+        trained = set(train) | {s for ss in negatives.values() for s in ss}
+        assert not trained & (set(test) | set(test_imp))
+        assert user not in negatives and all(s.user != user for s in test_imp)
+        imp_users = {s.user for s in test_imp}
+        if impostors == "seen":  # every other user trains and is tested, on different sessions
+            assert set(negatives) == imp_users == {f"user{u}" for u in range(1, 6)} - {user}
+        else:
+            assert not set(negatives) & imp_users and len(imp_users) == 2

@@ -95,9 +95,9 @@ def detection_protocol(args, log) -> dict:
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
     genuine_rows, impostor_rows, models, not_calibrated = [], [], [], []
-    for user, f, train_s, test_s, neg_users, test_impostors, by_user in session_folds(sessions, users):
+    for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users):
         pos_runs = [session_blocks(s, spec) for s in train_s]
-        neg_runs = [session_blocks(s, spec) for u in neg_users for s in by_user[u]]
+        neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
         spb = sum(active_seconds(s, spec) for s in train_s) / max(sum(map(len, pos_runs)), 1)
         try:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision

@@ -11,7 +11,9 @@ users into two groups. A model fitted as ``mouseguard train fit`` fits one (the 
 each training session held out for score calibration) on fold A of the user against group
 A's users is
 tested on fold B of the user against group B's users (never seen in training), then the
-other way round, so every session is tested exactly once as genuine. Test sessions are cut
+other way round, so every session is tested exactly once as genuine. With ``--impostors
+seen`` the other users' sessions alternate between the folds too (Balabit's official test:
+impostors are the other enrolled users, on sessions not trained on). Test sessions are cut
 with remainders concatenated and every session is counted, including those too short for
 a block (scored 0.5, counted in the report).
 """
@@ -31,6 +33,7 @@ from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
+from training.identification import identify
 from training.metrics import auc_eer, roc
 from training.personal import fit_calibrated
 
@@ -71,7 +74,8 @@ def _users(sessions, wanted):
 
 
 def paper_protocol(args, log) -> dict:
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    # the seed paper's fit: no generated scripted negatives
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise, scripted=0.0)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, SEED_SPEC)
@@ -101,20 +105,9 @@ def paper_protocol(args, log) -> dict:
                for k, v in results.items()}
     identification = {}
     for remainder in ("drop", "concatenate"):
-        ispec = dataclasses.replace(spec, remainder=remainder)
-        blocks = {u: np.concatenate([session_blocks(s, ispec) for s in sessions if s.user == u]) for u in users}
-        train_x, test_x, test_y = [], [], []
-        for i, u in enumerate(users):
-            b = blocks[u][rng.permutation(len(blocks[u]))]
-            test_x.append(b[:PAPER_TEST_BLOCKS])
-            test_y.append(np.full(min(PAPER_TEST_BLOCKS, len(b)), i))
-            train_x.append(b[PAPER_TEST_BLOCKS:])
-        model, classes = pretrain({u: x for u, x in zip(users, train_x)}, ispec, cfg)
-        proba = predict(model, np.concatenate(test_x))
-        predicted = np.array([users.index(classes[c]) for c in proba.argmax(1)])
-        acc = float(np.mean(predicted == np.concatenate(test_y)))
-        identification[remainder] = {"accuracy": acc, "users": len(users), "test_blocks": int(sum(map(len, test_y)))}
-        log(f"paper identification ({remainder}): accuracy {acc:.3f}")
+        r = identify(sessions, users, dataclasses.replace(spec, remainder=remainder), cfg, "blocks", rng)
+        identification[remainder] = r
+        log(f"paper identification ({remainder}): accuracy {r['accuracy']:.3f}")
     return {"protocol": "paper", "results": results, "summary": summary, "identification": identification,
             "encoder": encoder_info, "_rocs": rocs}
 
@@ -129,11 +122,16 @@ def _window_scores(block_scores: np.ndarray, k: int) -> np.ndarray:
     return block_scores[: n * k].reshape(n, k).mean(axis=1)
 
 
-def session_folds(sessions, users):
+def session_folds(sessions, users, impostors: str = "unseen"):
     """The honest protocol's folds: for each user and fold, ``(user, fold, training sessions,
-    genuine test sessions, impostor training users, impostor test sessions, sessions by user)``.
-    The user's sessions alternate between two folds, the other users between two groups; the
-    test impostors (the other group) are never seen in training."""
+    genuine test sessions, training impostor sessions by user, impostor test sessions)``.
+
+    The user's sessions alternate between two folds. ``unseen`` impostors: the other users
+    alternate between two groups, one trains and the other is tested, so a test impostor was
+    never seen in training. ``seen``: every other user's sessions alternate between the folds
+    like the user's own — the design of Balabit's official test, whose impostors are the
+    other enrolled users — still with no session on both sides.
+    """
     all_users = list(dict.fromkeys(s.user for s in sessions))
     by_user = {u: [s for s in sessions if s.user == u] for u in all_users}
     for user in users:
@@ -142,9 +140,15 @@ def session_folds(sessions, users):
         groups = (others[0::2], others[1::2])
         folds = (own[0::2], own[1::2])
         for f in (0, 1):
-            if folds[f] and folds[1 - f]:
-                yield (user, f, folds[f], folds[1 - f], groups[f],
-                       [s for u in groups[1 - f] for s in by_user[u]], by_user)
+            if not (folds[f] and folds[1 - f]):
+                continue
+            if impostors == "seen":
+                train_neg = {u: by_user[u][f::2] for u in others if by_user[u][f::2]}
+                test_imp = [s for u in others for s in by_user[u][1 - f::2]]
+            else:
+                train_neg = {u: by_user[u] for u in groups[f]}
+                test_imp = [s for u in groups[1 - f] for s in by_user[u]]
+            yield user, f, folds[f], folds[1 - f], train_neg, test_imp
 
 
 def sessions_protocol(args, log) -> dict:
@@ -156,8 +160,8 @@ def sessions_protocol(args, log) -> dict:
     modes = ("plain", "transfer2")
     per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
     empty_sessions = set()
-    for user, f, train_s, test_s, neg_users, test_impostors, by_user in session_folds(sessions, users):
-        neg_runs = [session_blocks(s, spec) for u in neg_users for s in by_user[u]]
+    for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users, args.impostors):
+        neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
         pos_runs = [session_blocks(s, spec) for s in train_s]
         test_sessions = [(s, True) for s in test_s] + [(s, False) for s in test_impostors]
         for mode in modes:
@@ -189,7 +193,7 @@ def sessions_protocol(args, log) -> dict:
         i = np.array([r["score"] for r in d["session_rows"] if not r["genuine"]])
         row["session"] = auc_eer(g, i)
         summary[mode] = row
-    return {"protocol": "sessions", "summary": summary, "encoder": encoder_info,
+    return {"protocol": "sessions", "impostors": args.impostors, "summary": summary, "encoder": encoder_info,
             "sessions_without_blocks": sorted(empty_sessions),
             "test_sessions": {m: len(d["session_rows"]) for m, d in per_mode.items()},
             "session_rows": per_mode["transfer2"]["session_rows"], "_rocs": rocs}
@@ -222,8 +226,14 @@ def markdown(report: dict) -> str:
         from training.enrolment_eval import markdown_lines
 
         lines += markdown_lines(report)
+    elif report["protocol"] == "identification":
+        from training.identification import markdown_lines
+
+        lines += markdown_lines(report)
     else:
-        lines += ["Session-disjoint; test impostors never seen in training; every session counted "
+        seen = ("test impostors are the other users, whose other sessions trained the model (as in Balabit's "
+                "official test)" if report.get("impostors") == "seen" else "test impostors never seen in training")
+        lines += [f"Session-disjoint; {seen}; every session counted "
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
         lines += sessions_table({m.upper(): r for m, r in report["summary"].items()}, "mode", "block")
     return "\n".join(lines) + "\n"
@@ -297,11 +307,12 @@ def run(args, log) -> int:
         from training import family_eval
 
         return family_eval.run(args, log)
-    from training import detection, enrolment_eval
+    from training import detection, enrolment_eval, identification
 
     t0 = time.time()
     protocols = {"paper": paper_protocol, "sessions": sessions_protocol, "detection": detection.detection_protocol,
-                 "enrolment": enrolment_eval.enrolment_protocol}
+                 "enrolment": enrolment_eval.enrolment_protocol,
+                 "identification": identification.identification_protocol}
     report = protocols[args.protocol](args, log)
     rocs = report.pop("_rocs")
     out = write_report(report, args, t0, markdown, {"epochs": args.epochs, "seed": args.seed, "noise": args.noise})

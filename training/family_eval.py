@@ -82,10 +82,10 @@ def features_sessions(args, log) -> dict:
     cfg = MLPConfig(max_epochs=args.epochs, seed=args.seed)
     genuine, impostor, rows = [], [], []
     empty = set()
-    for user, f, train_s, test_s, neg_users, test_imp, by_user in session_folds(sessions, users):
+    for user, f, train_s, test_s, negatives, test_imp in session_folds(sessions, users):
         t0 = time.time()
         pos = np.concatenate([_segments(s.path) for s in train_s])
-        negs = [np.concatenate([_segments(s.path) for s in by_user[u]]) for u in neg_users]
+        negs = [np.concatenate([_segments(s.path) for s in ss]) for ss in negatives.values()]
         model = FeaturesModel(cfg).fit(pos, negs)
         for s, is_genuine in [(s, True) for s in test_s] + [(s, False) for s in test_imp]:
             x = _segments(s.path)
@@ -217,7 +217,7 @@ def patterns_sessions(args, log) -> dict:
     users = _users(sessions, args.users)
     per = {d: {"genuine": [], "impostor": [], "rows": [], "failed": 0, "op": []} for d in DETECTORS}
     empty = set()
-    for user, f, train_s, test_s, _neg_users, test_imp, _ in session_folds(sessions, users):
+    for user, f, train_s, test_s, _negatives, test_imp in session_folds(sessions, users):
         t0 = time.time()
         heads, tails = zip(*(_split_actions(_actions(s.path)) for s in train_s))
         tests = [(s, True) for s in test_s] + [(s, False) for s in test_imp]
@@ -320,6 +320,9 @@ def run(args, log) -> int:
     from agent.errors import MouseguardError
 
     t0 = time.time()
+    if args.protocol == "identification":
+        raise MouseguardError("the identification protocol is the cnn family's; the features family reports "
+                              "identification in --protocol paper")
     if args.protocol in ("detection", "enrolment"):
         raise MouseguardError(f"the {args.protocol} protocol is run for the cnn family (the agent's default model); "
                               "use --protocol sessions for the other families")
