@@ -41,6 +41,9 @@ class FitConfig:
     seed: int = 0
     #: Uniform noise of ±``noise`` added to every training block (0 = off; the paper: 0.2).
     noise: float = 0.0
+    #: Generated scripted input (jumps, sweeps, jigglers; :mod:`training.scripted`) added to a
+    #: per-user fit's negatives, as a share of them (0 = off, the seed paper's setting).
+    scripted: float = 0.2
 
 
 def prepare_torch(seed: int, threads: int | None = None) -> None:
@@ -141,6 +144,11 @@ def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode
     if mode != "plain" and encoder_state is None:
         raise FitError(f"mode {mode} needs a pre-trained encoder (--encoder DIR)")
     negatives = balanced_negatives(negatives, len(positives), cfg.seed)
+    if cfg.scripted > 0:
+        from training.scripted import scripted_blocks
+
+        negatives = np.concatenate((negatives, scripted_blocks(int(np.ceil(cfg.scripted * len(negatives))),
+                                                               spec, cfg.seed)))
     blocks = np.concatenate((positives, negatives))
     labels = np.concatenate((np.ones(len(positives)), np.zeros(len(negatives))))
     prepare_torch(cfg.seed)
