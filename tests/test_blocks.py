@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.blocks import SEED_SPEC, BlockCutter, BlockSpec, BlockSpecError, cut_blocks
-from agent.events import EVENT_DTYPE, MOVE, NO_BUTTON, SCROLL, UP, make_events
+from agent.blocks import DEFAULT_SPEC, SEED_SPEC, BlockCutter, BlockSpec, BlockSpecError, cut_blocks
+from agent.events import DRAG, EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, SCROLL, UP, make_events
 from agent.recordings import read_recording
 
 SMALL = BlockSpec(size=4, scale=1.0)
@@ -29,6 +29,34 @@ def test_default_scale_is_pixels_per_millisecond():
     blocks, _ = cut_blocks(ev, SEED_SPEC)
     assert blocks.shape == (1, 2, 128)
     np.testing.assert_allclose(blocks[0, 0], 0.5, rtol=1e-6)  # 10 px / 20 ms
+
+
+def test_log_velocities_log_dt_and_held_button_hand_computed():
+    # move 0.1 s, press after 0.05 s, drag 0.02 s (20 px), release after 0.2 s, move 0.1 s
+    ev = make_events([(0.0, NO_BUTTON, MOVE, 0, 0), (0.1, NO_BUTTON, MOVE, 100, -50),
+                      (0.15, LEFT, PRESSED, 100, -50), (0.17, LEFT, DRAG, 80, -50),
+                      (0.37, LEFT, RELEASED, 80, -50), (0.47, NO_BUTTON, MOVE, 90, -50)])
+    spec = BlockSpec(size=5, scale=1.0, dt_floor=0.01, dt_min=0.0, features=("lvx", "lvy", "logdt", "held"))
+    blocks, _ = cut_blocks(ev, spec)
+    lvx, lvy, logdt, held = blocks[0]
+    np.testing.assert_allclose(lvx, [np.log1p(1000), 0, -np.log1p(1000), 0, np.log1p(100)], rtol=1e-6)
+    np.testing.assert_allclose(lvy, [-np.log1p(500), 0, 0, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(logdt, np.log([10, 5, 2, 20, 10]), rtol=1e-5)
+    # the button is down from the press until the release: the drag and the hold
+    assert held.tolist() == [0, 0, 1, 1, 0]
+
+
+def test_pauses_kept_as_one_sample_or_split():
+    t = [0, 0.1, 0.2, 0.3, 5.3, 5.4, 5.5, 5.6]  # a 5-s pause after 3 samples
+    ev = moves(t, range(8), range(8))
+    kept, _ = cut_blocks(ev, BlockSpec(size=7, scale=1.0, pauses="keep", features=("vx", "logdt")))
+    assert kept.shape == (1, 2, 7)
+    np.testing.assert_allclose(kept[0, 1, 3], np.log(5.0 / 0.016), rtol=1e-5)  # the pause itself
+    np.testing.assert_allclose(kept[0, 0, 3], 1 / 5.0, rtol=1e-5)
+    split, _ = cut_blocks(ev, BlockSpec(size=7, scale=1.0, features=("vx", "logdt")))
+    assert len(split) == 0  # 3 + 3 samples either side of the pause: no block of 7
+    with pytest.raises(BlockSpecError, match="pauses"):
+        BlockSpec(pauses="skip")
 
 
 def test_gap_splits_and_remainder_drop_vs_concatenate():
@@ -108,12 +136,16 @@ def test_streaming_equals_batch_on_real_excerpt(remainder):
     gaps=st.lists(st.sampled_from([0.0, 0.004, 0.01, 0.016, 0.05, 2.5, -0.1]), min_size=1, max_size=200),
     chunks=st.lists(st.integers(0, 40), max_size=20),
     remainder=st.sampled_from(["drop", "concatenate"]),
+    pauses=st.sampled_from(["split", "keep"]),
 )
-def test_streaming_equals_batch_any_chunking(gaps, chunks, remainder):
+def test_streaming_equals_batch_any_chunking(gaps, chunks, remainder, pauses):
     t = np.cumsum([0.0] + gaps)
     rng = np.random.default_rng(len(gaps))
-    ev = moves(t, rng.integers(-3000, 3000, len(t)), rng.integers(-100, 2000, len(t)))
-    spec = BlockSpec(size=5, remainder=remainder)
+    # random button states too: ``held`` looks one event back, across chunk boundaries
+    ev = make_events([(ti, LEFT, st_, x, y) for ti, st_, x, y in zip(
+        t, rng.choice([MOVE, DRAG, PRESSED, RELEASED], len(t)), rng.integers(-3000, 3000, len(t)),
+        rng.integers(-100, 2000, len(t)))])
+    spec = BlockSpec(size=5, remainder=remainder, pauses=pauses, features=("vx", "lvy", "logdt", "held"))
     batch, bt = cut_blocks(ev, spec)
     streamed, st_ = _stream(ev, spec, chunks)
     assert np.array_equal(batch, streamed) and np.array_equal(bt, st_)
@@ -123,3 +155,5 @@ def test_streaming_equals_batch_any_chunking(gaps, chunks, remainder):
 def test_empty_input():
     blocks, times = cut_blocks(np.zeros(0, EVENT_DTYPE), SEED_SPEC)
     assert blocks.shape == (0, 2, 128) and times.shape == (0,)
+    blocks, _ = cut_blocks(np.zeros(0, EVENT_DTYPE), DEFAULT_SPEC)
+    assert blocks.shape == (0, DEFAULT_SPEC.channels, DEFAULT_SPEC.size)

@@ -29,7 +29,7 @@ def test_model_dir_manifest_and_private_files(model):
     md = load_model_dir(model)
     m = md.manifest
     assert m["user"] == "alice" and m["family"] == "cnn"
-    assert m["onnx"]["input"]["shape"] == [None, 3, 128]  # vx, vy, dt (the default spec)
+    assert m["onnx"]["input"]["shape"] == [None, DEFAULT_SPEC.channels, DEFAULT_SPEC.size]
     assert m["training"]["mode"] == "transfer2" and m["onnx"]["output"]["score_calibration"]["scale"] > 0
     assert m["onnx"]["parity_max_abs_diff"] <= 1e-5
     assert md.spec == DEFAULT_SPEC
