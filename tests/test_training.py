@@ -13,6 +13,7 @@ from agent.model_dir import ModelError, load_model_dir
 from agent.recordings import write_recording
 from agent.scorer import Scorer
 from tests.synth import synth_events
+from training.fit import FitConfig
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def test_model_dir_manifest_and_private_files(model):
     assert m["user"] == "alice" and m["family"] == "cnn"
     assert m["onnx"]["input"]["shape"] == [None, DEFAULT_SPEC.channels, DEFAULT_SPEC.size]
     assert m["training"]["mode"] == "transfer2" and m["onnx"]["output"]["score_calibration"]["scale"] > 0
+    assert m["training"]["scripted"] == FitConfig().scripted  # every fit setting is on record
     assert m["onnx"]["parity_max_abs_diff"] <= 1e-5
     assert md.spec == DEFAULT_SPEC
     assert 1 <= md.decision.window and 0 < md.decision.threshold < 1

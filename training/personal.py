@@ -145,9 +145,7 @@ def train_personal_model(genuine_runs: list[np.ndarray], impostor_runs: list[np.
     }
     export_model_dir(fitted.model, spec, out_dir, user=user, decision=Decision(window, threshold),
                      calibration=calibration, metrics=metrics,
-                     training={**training_info, "mode": mode, "epochs": cfg.epochs, "lr": cfg.lr,
-                               "batch": cfg.batch, "seed": cfg.seed, "noise": cfg.noise,
-                               "holdout_fraction": HOLDOUT},
+                     training={**training_info, "mode": mode, **dataclasses.asdict(cfg), "holdout_fraction": HOLDOUT},
                      parity_blocks=fitted.positives, score_calibration=fitted.score_calibration)
     chosen = next(c for c in calibration["candidates"] if c["window"] == window)
     return {"metrics": metrics, "window": window, "threshold": threshold, "calibration": chosen}
