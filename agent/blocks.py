@@ -38,8 +38,7 @@ from agent.events import DRAG, PRESSED, is_scroll
 #:
 #: * ``vx``, ``vy``: velocity (the seed paper's two channels);
 #: * ``lvx``, ``lvy``: the same, sign kept and magnitude compressed, ``sign(v) * log1p(|v|)``,
-#:   so that a flick does not drown a block's slow approach to a target (see DEFAULT_SPEC for
-#:   why they are not the default);
+#:   so that a flick does not drown a block's slow approach to a target;
 #: * ``dt``: the time step in units of ``dt_floor``; ``logdt``: its natural log, which keeps a
 #:   click's hold time and a minute's pause on one usable scale;
 #: * ``held``: 1 while a button is down (the step starts at a press or inside a drag), else 0 —
@@ -135,11 +134,12 @@ SEED_SPEC = BlockSpec()
 #: gave the same TRANSFER2 figures and a better PLAIN model (block AUC 0.815 -> 0.853).
 #: 2026-11-22, same protocol (PLAIN; block / 5-block / session AUC): a ``held`` button channel
 #: 0.841 / 0.859 / 0.864 -> 0.849 / 0.871 / 0.888; pauses kept as samples on a log-time
-#: channel 0.856 / 0.884 / 0.896. Log-compressed velocities (``lvx``, ``lvy``) scored higher still
-#: (0.866 / 0.894 / 0.921) but are not the default: they shrink how far off a pointer that
-#: jumps like a script or a mouse jiggler lies from a human hand, and models trained on them
-#: rated such input as their owner (P = 1.0) where linear velocities reject it (P < 0.01).
-DEFAULT_SPEC = BlockSpec(remainder="concatenate", features=("vx", "vy", "logdt", "held"),
+#: channel 0.856 / 0.884 / 0.896; log-compressed velocities 0.866 / 0.894 / 0.921. Compressing
+#: speeds shrinks how far a pointer that jumps like a script lies from a hand (the demo
+#: user's model rated random jumps as its owner, P = 1.0), so they came in together with
+#: generated scripted negatives (training.scripted), with which they reject scripts better
+#: than linear velocities do.
+DEFAULT_SPEC = BlockSpec(remainder="concatenate", features=("lvx", "lvy", "logdt", "held"),
                          pauses="keep", clip=30.0)
 
 

@@ -11,11 +11,11 @@ the network learns "machine-regular or teleporting", not one fixed pattern.
 
 Measured (Balabit, a PLAIN model per user against the other nine, six hand-written scripts
 unlike the generator's: jumps every 2 / 50 / 200 ms, sweeps at 1 and 0.3 px/ms, a 1-px jiggle
-every 0.5 s): user x script pairs with mean P(genuine) > 0.5 fell from 19 of 60 to 9 with a
-share of 0.2, at a cost within seed noise on the sessions protocol (block / 5-block / session
-AUC 0.856 / 0.884 / 0.896 without, 0.855 / 0.885 / 0.906 with). What still passes: jumps at
-5 per second, which is close to how Balabit's remote-desktop stream looks, and the slow
-jiggle for 3 users (P about 0.5).
+every 0.5 s; user x script pairs with mean P(genuine) > 0.5): linear velocities 19 of 60
+without scripted negatives, 9 with a share of 0.2; the default log-compressed velocities
+20 without, 4 with. The cost on the sessions protocol is within seed noise (linear
+velocities, block / 5-block / session AUC 0.856 / 0.884 / 0.896 without, 0.855 / 0.885 / 0.906
+with). What still passes: the slow jiggle for 3 users and a slow sweep for 1 (P about 0.5-0.7).
 """
 
 from __future__ import annotations
