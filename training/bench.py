@@ -230,9 +230,9 @@ def paced_feed(recordings: list[np.ndarray], rate: float, seconds: float, gap: f
 
 def independent_block_count(events: np.ndarray, spec: BlockSpec) -> int:
     """Blocks the events hold, counted without the cutter: wheel events out, sequences split
-    where the clock runs back (and, if pauses split, jumps by more than the gap), each sequence of m events giving
-    m - 1 samples; with "concatenate", the remainders of every sequence that has ended (not
-    the last: a live stream never flushes) fill further blocks."""
+    where the clock runs back (and, if pauses split, jumps by more than the gap), each
+    sequence of m events giving m - 1 samples; with "concatenate", the remainders of every
+    sequence that has ended (not the last: a live stream never flushes) fill further blocks."""
     t = events["t"][~is_scroll(events)]
     if len(t) < 2:
         return 0

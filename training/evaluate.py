@@ -33,11 +33,10 @@ from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
-from training.identification import identify
+from training.identification import TEST_BLOCKS as PAPER_TEST_BLOCKS, identify
 from training.metrics import auc_eer, roc
 from training.personal import fit_calibrated
 
-PAPER_TEST_BLOCKS = 70
 PAPER_SIZES = ("300", "ALL")
 MODES = ("plain", "transfer1", "transfer2")
 WINDOWS = (1, 3, 5, 10)
