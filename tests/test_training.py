@@ -120,3 +120,19 @@ def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stdout == ""  # no half a CSV before the error
     assert not (tmp_path / "x").exists()
+
+
+def test_calibration_holds_out_whole_sessions_from_two_on():
+    from training.personal import split_sessions
+
+    def runs(*sizes):
+        return [np.full((n, 1, 1), i, np.float32) for i, n in enumerate(sizes)]
+
+    train, held = split_sessions(runs(60, 40))  # two sessions: the second held out whole
+    assert [len(r) for r in train] == [60] and [r[0, 0, 0] for r in held] == [1]
+    train, held = split_sessions(runs(95, 5))  # too lopsided: the tail of each
+    assert [len(r) for r in train] == [76, 4] and [len(r) for r in held] == [19, 1]
+    train, held = split_sessions(runs(50))  # one recording: its tail
+    assert [len(r) for r in train] == [40] and [len(r) for r in held] == [10]
+    train, held = split_sessions(runs(50, 50, 30, 20))  # the last sessions, at least 20 % of the blocks
+    assert [len(r) for r in train] == [50, 50] and [len(r) for r in held] == [30, 20]

@@ -35,20 +35,27 @@ def split_runs(runs: list[np.ndarray], holdout: float = HOLDOUT):
 
 
 def split_sessions(runs: list[np.ndarray], holdout: float = HOLDOUT):
-    """Hold out whole runs (the last ones, about ``holdout`` of the blocks) when there are three
+    """Hold out whole runs (the last ones, about ``holdout`` of the blocks) when there are two
     or more, else the tail of each.
 
     The threshold is set on held-out genuine blocks. Tails of the sessions the model trained on
     score higher than a new day's session does, and a threshold set on them locked the genuine
     user of the demo on a session of their own; whole held-out sessions show the model what a
-    new session looks like.
+    new session looks like. With two runs as well: in the ``enrolment`` protocol (Balabit, two
+    sessions each) holding out the second whole session instead of both tails halved the false
+    locks (33.6 -> 15.0 per 8 active hours) at a slower lock (median 25 s -> 100 s) and the same
+    global AUCs. Two runs of very different length (one under a tenth of the blocks) fall back
+    to tails: holding out the short one leaves too little to calibrate on, the long one too
+    little to learn from.
     """
-    if len(runs) < 3:
+    if len(runs) < 2:
         return split_runs(runs, holdout)
     total, held_blocks, k = sum(map(len, runs)), 0, 0
     while k < len(runs) - 1 and held_blocks < holdout * total:
         k += 1
         held_blocks += len(runs[-k])
+    if len(runs) == 2 and not holdout / 2 <= held_blocks / max(total, 1) <= 1 - holdout / 2:
+        return split_runs(runs, holdout)
     return list(runs[:-k]), list(runs[-k:])
 
 
