@@ -41,7 +41,7 @@ def _jumps(rng, n):
 
 
 def _sweeps(rng, n):
-    """Straight lines at constant speed between random points (scripted drags and moves)."""
+    """Straight lines at constant speed between random points (scripted moves)."""
     step = _log_uniform(rng, 0.001, 0.05)
     px_per_step = _log_uniform(rng, 0.5, 80)
     xs, ys = [], []
@@ -95,7 +95,7 @@ def scripted_events(rng: np.random.Generator, n: int = 400) -> np.ndarray:
 
 
 def scripted_blocks(n_blocks: int, spec: BlockSpec, seed: int) -> np.ndarray:
-    """At least ``n_blocks`` blocks (exactly that many) of scripted input, cut by ``spec``."""
+    """Exactly ``n_blocks`` blocks of scripted input, cut by ``spec``."""
     rng = np.random.default_rng([seed, 7001])
     out, have = [], 0
     while have < n_blocks:
