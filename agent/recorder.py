@@ -19,8 +19,16 @@ CHECKPOINT_SECONDS = 60.0
 
 
 def active_seconds(t: np.ndarray, gap: float = 2.0) -> float:
+    """Time someone was using the mouse: steps between events, without idle gaps over ``gap``
+    seconds (or clocks running back). Every "active hour" in the project is counted this way."""
     dt = np.diff(t)
     return float(dt[(dt > 0) & (dt <= gap)].sum())
+
+
+def active_clock(t: np.ndarray, gap: float = 2.0) -> np.ndarray:
+    """:func:`active_seconds` elapsed at each event (0 at the first)."""
+    dt = np.diff(t, prepend=t[:1])
+    return np.cumsum(np.where((dt > 0) & (dt <= gap), dt, 0.0))
 
 
 def record(out_path, *, active_minutes: float | None = None, wall_minutes: float | None = None,

@@ -6,7 +6,8 @@ import pytest
 
 from agent.blocks import DEFAULT_SPEC, cut_blocks
 from tests.synth import STYLES, synth_events
-from training.detection import active_clock, replay_session, time_to_lock_summary
+from agent.recorder import active_clock, active_seconds
+from training.detection import replay_session, time_to_lock_summary
 
 
 class ConstantScorer:
@@ -28,7 +29,7 @@ def test_an_impostor_scorer_locks_at_the_window_th_block(events):
     assert row["blocks"] == len(ends) >= 6
     # no grace: the window refills after each lock, so every third block locks
     assert row["locks"] == len(ends) // 3
-    clock = active_clock(events, DEFAULT_SPEC.gap)
+    clock = active_clock(events["t"], DEFAULT_SPEC.gap)
     assert row["seconds_to_lock"] == pytest.approx(clock[np.searchsorted(events["t"], ends[2])])
     assert 0 < row["seconds_to_lock"] < row["active_seconds"] == pytest.approx(clock[-1])
 
@@ -47,7 +48,8 @@ def test_a_genuine_scorer_never_locks(events):
 def test_active_clock_skips_idle_gaps():
     e = np.zeros(4, dtype=[("t", "f8")])
     e["t"] = [0.0, 1.0, 100.0, 101.5]
-    assert active_clock(e, gap=10.0).tolist() == [0.0, 1.0, 1.0, 2.5]
+    assert active_clock(e["t"], gap=10.0).tolist() == [0.0, 1.0, 1.0, 2.5]
+    assert active_seconds(e["t"], gap=10.0) == 2.5  # the same count, the last value of the clock
 
 
 def test_never_locked_sessions_count_against_the_median():

@@ -47,7 +47,7 @@ def test_onnx_parity_with_torch(model, dataset):
 
     from agent.recordings import read_recording
     from training.export import check_parity
-    from training.fit import FitConfig, fit_user
+    from training.fit import fit_user
 
     blocks, _ = cut_blocks(read_recording(dataset / "alice" / "s0.csv"), SEED_SPEC)
     other, _ = cut_blocks(read_recording(dataset / "bob" / "s0.csv"), SEED_SPEC)

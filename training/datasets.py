@@ -17,6 +17,7 @@ import numpy as np
 
 from agent.blocks import BlockSpec, cut_blocks
 from agent.errors import MouseguardError
+from agent import recorder
 from agent.recordings import read_recording
 
 DATASETS = ("balabit", "sapimouse", "recording")
@@ -109,9 +110,7 @@ def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
 
 def active_seconds(session: Session, spec: BlockSpec) -> float:
     """Time the user was moving the mouse: the sum of event gaps not longer than ``spec.gap``."""
-    t = _events(session.path)["t"]
-    dt = np.diff(t)
-    return float(dt[(dt > 0) & (dt <= spec.gap)].sum())
+    return recorder.active_seconds(_events(session.path)["t"], spec.gap)
 
 
 def blocks_by_user(sessions, spec: BlockSpec) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ from agent.blocks import BlockCutter, DEFAULT_SPEC
 from agent.config import AgentConfig
 from agent.decision import RollingDecision
 from agent.pipeline import Pipeline
+from agent.recorder import active_clock
 from agent.replay import replay
 from training.calibrate import calibrate
 from training.datasets import active_seconds, session_events, load_sessions, session_blocks
@@ -40,12 +41,6 @@ GOAL_FALSE_LOCKS_PER_HOUR = 1.0 / 8.0
 WITHIN_SECONDS = (10, 20, 30, 60, 120)
 
 
-def active_clock(events: np.ndarray, gap: float) -> np.ndarray:
-    """Active seconds elapsed at each event: gaps longer than ``gap`` (idle) do not count."""
-    dt = np.diff(events["t"], prepend=events["t"][:1])
-    return np.cumsum(np.where((dt > 0) & (dt <= gap), dt, 0.0))
-
-
 def replay_session(events: np.ndarray, scorer, spec, window: int, threshold: float,
                    grace_seconds: float) -> dict:
     """One session through the live pipeline: locks, active seconds, active seconds to 1st lock."""
@@ -54,7 +49,7 @@ def replay_session(events: np.ndarray, scorer, spec, window: int, threshold: flo
     # verdicts are the same as the live agent's quarter-second gathers (a test pins
     # streaming == batch), at a fraction of the per-chunk overhead over hours of recordings.
     verdicts = replay(events, Pipeline(BlockCutter(spec), scorer, decision), chunk_seconds=60.0)
-    clock = active_clock(events, spec.gap)
+    clock = active_clock(events["t"], spec.gap)
     locks = [v for v in verdicts if v.verdict.act]
     first = None
     if locks:

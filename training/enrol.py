@@ -13,6 +13,7 @@ import numpy as np
 
 import models
 from agent.blocks import cut_blocks
+from agent.recorder import active_seconds
 from training.fit import FitConfig, load_encoder
 from training.personal import MIN_BLOCKS, train_personal_model
 from training.pool import load_pool
@@ -22,11 +23,7 @@ POOL_HELDOUT_EVERY = 5
 
 def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -> float:
     """Active movement time per block: event gaps no longer than the idle ``gap``, summed."""
-    active = 0.0
-    for events in recordings:
-        dt = np.diff(events["t"])
-        active += float(dt[(dt > 0) & (dt <= gap)].sum())
-    return active / max(n_blocks, 1)
+    return sum(active_seconds(events["t"], gap) for events in recordings) / max(n_blocks, 1)
 
 
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent.model_dir import Decision
+from agent.recorder import active_seconds
 from agent.pattern_features import KIND as PATTERN_KIND
 from agent.pattern_features import PER_PATTERN
 from agent.segment_features import FEATURE_NAMES, KIND as SEGMENT_KIND, SegmentSpec, extract_segments
@@ -29,11 +30,6 @@ MIN_HELDOUT_ROWS = 10
 #: Without impostor data the window cannot be chosen by time-to-lock: the longest of these
 #: that the held-out data can calibrate is taken.
 PATTERN_WINDOWS = (1, 3, 5)
-
-
-def active_seconds(events: np.ndarray, gap: float = 2.0) -> float:
-    dt = np.diff(events["t"])
-    return float(dt[(dt > 0) & (dt <= gap)].sum())
 
 
 def split_events(events: np.ndarray, holdout: float = HOLDOUT):
@@ -66,7 +62,7 @@ def fit_features(genuine: list[np.ndarray], impostors: dict[str, list[np.ndarray
     model = FeaturesModel(cfg).fit(positives, i_train, log=log)
     g_scores = [model.score(r) for r in g_held if len(r)]
     i_scores = [model.score(r) for r in i_held if len(r)]
-    seconds_per_row = sum(active_seconds(e) for e in genuine) / max(
+    seconds_per_row = sum(active_seconds(e["t"]) for e in genuine) / max(
         sum(len(extract_segments(e, spec)[0]) for e in genuine), 1)
     window, threshold, calibration = calibrate(g_scores, i_scores, seconds_per_row, false_locks_per_hour)
     metrics = {
@@ -103,7 +99,7 @@ def fit_patterns(genuine: list[np.ndarray], out_dir, *, user: str, cfg: Patterns
                        f"actions, at least {MIN_HELDOUT_ROWS} are needed")
     g_scores = [model.score(r) for r in g_held if len(r)]
     n_rows = sum(len(model.rows(e, short_files=False)) for e in genuine)
-    seconds_per_row = sum(active_seconds(e) for e in genuine) / max(n_rows, 1)
+    seconds_per_row = sum(active_seconds(e["t"]) for e in genuine) / max(n_rows, 1)
     window, threshold, calibration = calibrate(g_scores, [], seconds_per_row, false_locks_per_hour,
                                                windows=PATTERN_WINDOWS)
     calibration["note"] = "genuine data only: the longest window the held-out windows can calibrate"
