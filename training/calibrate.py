@@ -45,10 +45,6 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
-def _sigmoid(x):
-    return expit(x)
-
-
 def rolling_means(scores: np.ndarray, window: int) -> np.ndarray:
     if len(scores) < window:
         return np.empty(0)
@@ -80,7 +76,7 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
         z_seen = statistics.NormalDist().inv_cdf(1.0 / (len(means) + 1))
         if z < z_seen:
             logits = _logit(means)
-            empirical = float(_sigmoid(_logit(empirical) + (z - z_seen) * logits.std()))
+            empirical = float(expit(_logit(empirical) + (z - z_seen) * logits.std()))
         threshold = float(max(0.0, min(empirical, parametric)))
         false_locks = sum(simulate_locks(r, window, threshold)[0] for r in genuine_runs)
         easy = _time_to_lock(impostor_runs, window, threshold)

@@ -262,9 +262,10 @@ def plot_rocs(rocs: dict, path: Path, title: str) -> None:
         g, i = pairs if isinstance(pairs, tuple) else (np.concatenate([p[0] for p in pairs]),
                                                        np.concatenate([p[1] for p in pairs]))
         fpr, tpr = roc(g, i)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {auc_eer(g, i)['auc']:.3f})")
+        m = auc_eer(g, i)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {m['auc']:.3f})")
         clip = lambda p: np.clip(p, 5e-4, 1 - 5e-4)  # noqa: E731 - the axes end where the data can
-        det.plot(norm.ppf(clip(fpr)), norm.ppf(clip(1 - tpr)), label=f"{label} (EER {auc_eer(g, i)['eer']:.3f})")
+        det.plot(norm.ppf(clip(fpr)), norm.ppf(clip(1 - tpr)), label=f"{label} (EER {m['eer']:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="false acceptance rate (impostor accepted)", ylabel="true acceptance rate (genuine accepted)",
            title=f"ROC: {title}", xlim=(0, 1), ylim=(0, 1.01))
