@@ -82,8 +82,10 @@ class Agent:
         from agent.status import write_status
 
         try:
-            write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                         pid=__import__("os").getpid(), detail=self.detail, model=str(self.model_dir))
+            # Under the state lock, so the heartbeat cannot write older values over newer ones.
+            with self._lock:
+                write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
+                             pid=__import__("os").getpid(), detail=self.detail, model=str(self.model_dir))
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
 

@@ -74,9 +74,12 @@ def test_impostor_input_is_locked(make_agent, synth_model, xserver):
     assert tray.state == states.PROTECTED
     scribble(xserver)
     wait_for(lambda: locker.calls >= 1, what="a lock")
-    assert states.LOCKED in [s for s, _ in tray.states]
+    # The tray and the status file follow the lock on the pipeline thread, a moment later.
+    wait_for(lambda: states.LOCKED in [s for s, _ in tray.states], what="the tray to show the lock")
+    wait_for(lambda: json.loads(agent.status_path.read_text())["blocks_scored"] >= 1,
+             what="the status file to count the scored block")
     status = json.loads(agent.status_path.read_text())
-    assert status["blocks_scored"] >= 1 and status["state"] in (states.LOCKED, states.PROTECTED, states.SUSPICIOUS)
+    assert status["state"] in (states.LOCKED, states.PROTECTED, states.SUSPICIOUS)
 
 
 def test_lock_failure_alerts_and_keeps_running(make_agent, synth_model, xserver):
