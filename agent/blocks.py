@@ -241,9 +241,50 @@ class BlockCutter:
         return np.ascontiguousarray(blocks, dtype=np.float32), rows[:, -1, -1].copy()
 
 
+class FileCutter(BlockCutter):
+    """The cutter for scoring a finished file (``mouseguard score``) rather than a live stream.
+
+    Remainders are concatenated whatever the spec says, and the movement left at the end is
+    scored too, repeated to fill one block (so that the block ends on the file's last sample):
+    all of it when the file holds no whole block, else when it is at least half a block. Short
+    files are common — many of Balabit's test sessions are — and "no score" is no answer. Pieces
+    of held-out Balabit sessions scored this way (10 users' TRANSFER2 models, 2026-11-22) gave
+    AUC 0.77 from 10 samples, 0.85 from 40 and 0.87 from 80: about as good as a whole block
+    (0.87) from half of one.
+    """
+
+    def __init__(self, spec: BlockSpec):
+        super().__init__(dataclasses.replace(spec, remainder="concatenate"))
+        self._cut = 0
+
+    def push(self, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        blocks, times = super().push(events)
+        self._cut += len(blocks)
+        return blocks, times
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        out: list[np.ndarray] = []
+        self._end_sequence(out)
+        tail, size = self._carry, self.spec.size
+        if len(tail) and (len(tail) * 2 >= size or (self._cut == 0 and not out)):
+            out.append(np.resize(tail[::-1], (size, tail.shape[1]))[::-1])
+            self._carry = tail[:0]
+        self._last, self._cut = None, 0
+        return self._finish(out)
+
+
+def feed_all(extractor, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole recording through a streaming extractor: everything pushed, then flushed."""
+    x, t = extractor.push(events)
+    x2, t2 = extractor.flush()
+    return np.concatenate((x, x2)), np.concatenate((t, t2))
+
+
 def cut_blocks(events: np.ndarray, spec: BlockSpec) -> tuple[np.ndarray, np.ndarray]:
-    """All blocks of one recording: the streaming cutter fed everything, then flushed."""
-    cutter = BlockCutter(spec)
-    blocks, times = cutter.push(events)
-    tail_blocks, tail_times = cutter.flush()
-    return np.concatenate((blocks, tail_blocks)), np.concatenate((times, tail_times))
+    """All blocks of one recording, as the live agent cuts them (a partial block is not scored)."""
+    return feed_all(BlockCutter(spec), events)
+
+
+def cut_file(events: np.ndarray, spec: BlockSpec) -> tuple[np.ndarray, np.ndarray]:
+    """All blocks of a finished file, as :class:`FileCutter` cuts them for ``mouseguard score``."""
+    return feed_all(FileCutter(spec), events)

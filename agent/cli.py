@@ -117,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="file to write (.csv or .csv.gz)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes (default: at Ctrl-C)")
 
-    p = sub.add_parser("score", help="score recordings with a model: CSV of file,blocks,score")
+    p = sub.add_parser("score", help="score recordings with a model: CSV of file,blocks,score",
+                       description="One CSV row per file: the blocks scored and their mean P(genuine). Unlike "
+                                   "the live agent, the movement left over at the end is scored too (repeated "
+                                   "to fill a block): all of it in a file shorter than one block, else when it "
+                                   "is at least half a block. A file without movement gets an empty score.")
     p.add_argument("--model", required=True, help="model directory (model.onnx + manifest.json)")
     p.add_argument("files", nargs="+", metavar="FILE", help="recordings (project CSV[.gz], Balabit or SapiMouse)")
 

@@ -9,12 +9,11 @@ directory of any family works everywhere the agent scores.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 
 import numpy as np
 
-from agent.blocks import BlockCutter
+from agent.blocks import BlockCutter, FileCutter, feed_all
 from agent.model_dir import ModelDir, ModelError
 
 #: kind -> "module:factory"; a factory takes (model, short_files) and returns an extractor.
@@ -26,10 +25,8 @@ KINDS = {
 
 
 def block_extractor(model: ModelDir, short_files: bool = False) -> BlockCutter:
-    # Scoring a file: remainders concatenated whatever the spec says, so a file of many brief
-    # movements (none a whole block) still yields blocks to score.
-    spec = dataclasses.replace(model.spec, remainder="concatenate") if short_files else model.spec
-    return BlockCutter(spec)
+    # Scoring a finished file: even one shorter than a block yields a block to score.
+    return FileCutter(model.spec) if short_files else BlockCutter(model.spec)
 
 
 def make_extractor(model: ModelDir, short_files: bool = False):
@@ -43,7 +40,4 @@ def make_extractor(model: ModelDir, short_files: bool = False):
 
 def extract_all(model: ModelDir, events: np.ndarray, short_files: bool = False):
     """All inputs of one recording: the streaming extractor fed everything, then flushed."""
-    extractor = make_extractor(model, short_files)
-    x, t = extractor.push(events)
-    x2, t2 = extractor.flush()
-    return np.concatenate((x, x2)), np.concatenate((t, t2))
+    return feed_all(make_extractor(model, short_files), events)

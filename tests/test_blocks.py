@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.blocks import DEFAULT_SPEC, SEED_SPEC, BlockCutter, BlockSpec, BlockSpecError, cut_blocks
+from agent.blocks import DEFAULT_SPEC, SEED_SPEC, BlockCutter, BlockSpec, BlockSpecError, cut_blocks, cut_file
 from agent.events import DRAG, EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, SCROLL, UP, make_events
 from agent.recordings import read_recording
 
@@ -157,3 +157,24 @@ def test_empty_input():
     assert blocks.shape == (0, 2, 128) and times.shape == (0,)
     blocks, _ = cut_blocks(np.zeros(0, EVENT_DTYPE), DEFAULT_SPEC)
     assert blocks.shape == (0, DEFAULT_SPEC.channels, DEFAULT_SPEC.size)
+
+
+def test_a_file_shorter_than_a_block_is_scored_on_its_movement_repeated():
+    spec = BlockSpec(size=8, scale=1.0, dt_floor=0.01, dt_min=0.0, remainder="drop")
+    ev = moves([0.0, 0.1, 0.2, 0.3], [0, 1, 3, 6], [0, 0, 0, 0])  # three samples: vx 10, 20, 30
+    assert len(cut_blocks(ev, spec)[0]) == 0
+    blocks, times = cut_file(ev, spec)
+    assert blocks.shape == (1, 2, 8) and times.tolist() == [0.3]
+    # Repeated so that the block ends on the file's real last sample.
+    np.testing.assert_allclose(blocks[0, 0], [20, 30, 10, 20, 30, 10, 20, 30], rtol=1e-6)
+    assert len(cut_file(ev[:1], spec)[0]) == 0  # one event: no movement at all
+
+
+def test_a_file_tail_is_scored_when_it_holds_enough_samples():
+    spec = BlockSpec(size=32, scale=1.0)
+    for n, expected in [(32 + 16, 2), (32 + 15, 1)]:  # a tail of half a block or more counts
+        ev = moves(np.arange(n + 1) * 0.02, np.arange(n + 1) * 3.0, np.zeros(n + 1))
+        whole, _ = cut_blocks(ev, spec)
+        blocks, _ = cut_file(ev, spec)
+        assert len(whole) == 1 and len(blocks) == expected
+        np.testing.assert_array_equal(blocks[0], whole[0])

@@ -66,7 +66,10 @@ def test_score_cli_one_row_per_file(model, dataset, tmp_path, capsys):
     write_recording(short, synth_events("alice", seconds=4, seed=99))  # no whole sequence of 128
     empty = tmp_path / "empty.csv"
     empty.write_text("client timestamp,button,state,x,y\n")
-    files = [dataset / "alice" / "s2.csv", dataset / "bob" / "s2.csv", dataset / "carol" / "s2.csv", short, empty]
+    tiny = tmp_path / "tiny.csv"
+    write_recording(tiny, synth_events("alice", seconds=4, seed=98)[:30])  # far less than a block
+    files = [dataset / "alice" / "s2.csv", dataset / "bob" / "s2.csv", dataset / "carol" / "s2.csv", short, empty,
+             tiny]
     assert main(["score", "--model", str(model)] + [str(f) for f in files]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0] == "file,blocks,score"
@@ -74,6 +77,7 @@ def test_score_cli_one_row_per_file(model, dataset, tmp_path, capsys):
     scores = {r.split(",")[0]: r.split(",")[2] for r in rows[1:]}
     assert int(rows[4].split(",")[1]) >= 1  # remainders concatenated: a short file still scores
     assert scores[str(empty)] == "" and rows[5].split(",")[1] == "0"
+    assert rows[6].split(",")[1] == "1" and 0 <= float(scores[str(tiny)]) <= 1  # its movement, repeated
     alice, bob, carol = (float(scores[str(f)]) for f in files[:3])
     assert alice > max(bob, carol)
 
