@@ -127,16 +127,25 @@ def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
 
 
 def test_calibration_holds_out_whole_sessions_from_two_on():
-    from training.personal import split_sessions
+    from training.personal import training_heads
 
-    def runs(*sizes):
-        return [np.full((n, 1, 1), i, np.float32) for i, n in enumerate(sizes)]
+    assert training_heads([60, 40]) == [60, 0]  # two sessions: the second held out whole
+    assert training_heads([95, 5]) == [76, 4]  # too lopsided: the tail of each
+    assert training_heads([50]) == [40]  # one recording: its tail
+    assert training_heads([50, 50, 30, 20]) == [50, 50, 0, 0]  # the last sessions, >= 20 % of the blocks
 
-    train, held = split_sessions(runs(60, 40))  # two sessions: the second held out whole
-    assert [len(r) for r in train] == [60] and [r[0, 0, 0] for r in held] == [1]
-    train, held = split_sessions(runs(95, 5))  # too lopsided: the tail of each
-    assert [len(r) for r in train] == [76, 4] and [len(r) for r in held] == [19, 1]
-    train, held = split_sessions(runs(50))  # one recording: its tail
-    assert [len(r) for r in train] == [40] and [len(r) for r in held] == [10]
-    train, held = split_sessions(runs(50, 50, 30, 20))  # the last sessions, at least 20 % of the blocks
-    assert [len(r) for r in train] == [50, 50] and [len(r) for r in held] == [30, 20]
+
+def test_training_blocks_are_cut_again_from_later_starts_within_the_training_part():
+    from training.personal import extra_tilings
+
+    events = synth_events("alice", seconds=300, seed=3)
+    blocks, ends = cut_blocks(events, DEFAULT_SPEC)
+    head = len(blocks) // 2
+    extra = extra_tilings(events, DEFAULT_SPEC, 4, until=ends[head - 1])
+    # three more tilings of the training head, none reaching into the held-out part
+    assert 3 * (head - 4) <= len(extra) <= 3 * head
+    assert extra.shape[1:] == blocks.shape[1:]
+    # shifted cuts, not copies of the blocks the one tiling gives
+    seen = {b.tobytes() for b in blocks}
+    assert not any(b.tobytes() in seen for b in extra)
+    assert len(extra_tilings(events, DEFAULT_SPEC, 1, until=ends[-1])) == 0

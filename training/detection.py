@@ -91,13 +91,14 @@ def detection_protocol(args, log) -> dict:
     encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
     genuine_rows, impostor_rows, models, not_calibrated = [], [], [], []
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users):
-        pos_runs = [session_blocks(s, spec) for s in train_s]
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
-        spb = sum(active_seconds(s, spec) for s in train_s) / max(sum(map(len, pos_runs)), 1)
+        n_train = sum(len(session_blocks(s, spec)) for s in train_s)
+        spb = sum(active_seconds(s, spec) for s in train_s) / max(n_train, 1)
         try:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision
-            fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode="transfer2", encoder_state=encoder_state,
-                                    cfg=cfg, seconds_per_block=spb, min_blocks=10)
+            fitted = fit_calibrated([session_events(s) for s in train_s], neg_runs, spec, user=user,
+                                    mode="transfer2", encoder_state=encoder_state, cfg=cfg,
+                                    seconds_per_block=spb, min_blocks=10)
             window, threshold, _ = calibrate(fitted.genuine_held_scores, fitted.impostor_held_scores, spb, target)
         except ValueError as exc:  # `train fit` would refuse this user too: say so, drop nothing silently
             not_calibrated.append({"model_user": user, "fold": f, "reason": str(exc),

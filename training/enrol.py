@@ -40,8 +40,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
     excluded = set(exclude_pool_users)
     keep = [i for i, u in enumerate(pool.users) if u not in excluded]
-    runs = [cut_blocks(events, spec)[0] for events in recordings]
-    n = sum(map(len, runs))
+    n = sum(len(cut_blocks(events, spec)[0]) for events in recordings)
     spb = seconds_per_block(recordings, n, spec.gap)
     held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
     train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
@@ -51,7 +50,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
         if own:
             log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
     summary = train_personal_model(
-        runs, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
+        recordings, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
         seconds_per_block=spb, false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
                        "encoder": {"path": str(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},

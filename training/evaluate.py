@@ -31,7 +31,7 @@ import numpy as np
 
 from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
-from training.datasets import load_sessions, session_blocks
+from training.datasets import load_sessions, session_blocks, session_events
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
 from training.identification import TEST_BLOCKS as PAPER_TEST_BLOCKS, identify
 from training.metrics import auc_eer, roc
@@ -74,7 +74,7 @@ def _users(sessions, wanted):
 
 def paper_protocol(args, log) -> dict:
     # the seed paper's fit: no generated scripted negatives
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise, scripted=0.0)
+    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise, scripted=0.0, tilings=1)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, SEED_SPEC)
@@ -161,11 +161,11 @@ def sessions_protocol(args, log) -> dict:
     empty_sessions = set()
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users, args.impostors):
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
-        pos_runs = [session_blocks(s, spec) for s in train_s]
+        pos_recordings = [session_events(s) for s in train_s]
         test_sessions = [(s, True) for s in test_s] + [(s, False) for s in test_impostors]
         for mode in modes:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
-            fitted = fit_calibrated(pos_runs, neg_runs, spec, user=user, mode=mode,
+            fitted = fit_calibrated(pos_recordings, neg_runs, spec, user=user, mode=mode,
                                     encoder_state=encoder_state, cfg=cfg, seconds_per_block=1.0,
                                     min_blocks=10)  # SapiMouse 1-min sessions hold ~16 blocks
             for s, genuine in test_sessions:

@@ -44,6 +44,9 @@ class FitConfig:
     #: Generated scripted input (jumps, sweeps, jigglers; :mod:`training.scripted`) added to a
     #: per-user fit's negatives, as a share of them (0 = off, the seed paper's setting).
     scripted: float = 0.2
+    #: Each genuine training recording is cut this many ways, from starts spread over one block
+    #: (:func:`training.personal.extra_tilings`); 1 = once, as the seed paper does.
+    tilings: int = 4
 
 
 def prepare_torch(seed: int, threads: int | None = None) -> None:
