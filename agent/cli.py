@@ -97,6 +97,8 @@ def _add_fit_options(p) -> None:
     p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.0, help="uniform noise augmentation (±N; paper: 0.2)")
+    p.add_argument("--tilings", type=int, help="per-user fits: cut each training recording this many ways, "
+                   "from starts spread over one block (default 4; 1 = one cut, as the seed paper)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,6 +111,8 @@ def test_tampered_model_refused(model, tmp_path, capsys):
      "no Balabit sessions"),
     (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
       "--encoder", "{tmp}"], "not a pre-trained encoder"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
+      "--tilings", "0"], "--tilings must be at least 1"),
 ])
 def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
     malformed = tmp_path / "bad.csv"

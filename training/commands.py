@@ -35,12 +35,6 @@ def select_users(all_users, wanted: str | None) -> list[str]:
     return sorted(set(chosen), key=list(all_users).index)
 
 
-def _cfg(args) -> FitConfig:
-    if args.epochs < 1:
-        raise FitError("--epochs must be at least 1")
-    return FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
-
-
 def parse_spec(text: str | None, base=DEFAULT_SPEC):
     """``key=value,...`` over ``base``; lists with ``+`` (features=vx+vy+dt), ``none`` for null."""
     if not text:
@@ -69,6 +63,7 @@ def parse_spec(text: str | None, base=DEFAULT_SPEC):
 
 
 def cmd_pretrain(args) -> int:
+    cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data)
     users = select_users(dict.fromkeys(s.user for s in sessions), args.users)
     spec = parse_spec(args.spec)
@@ -78,7 +73,7 @@ def cmd_pretrain(args) -> int:
             by_user.setdefault(s.user, []).append(session_blocks(s, spec))
     by_user = {u: np.concatenate(b) for u, b in by_user.items()}
     _say(f"pre-training on {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
-    model, names = pretrain(by_user, spec, _cfg(args), log=_say)
+    model, names = pretrain(by_user, spec, cfg, log=_say)
     save_encoder(model, spec, args.out, {"dataset": args.dataset, "users": names,
                                          "epochs": args.epochs, "seed": args.seed})
     _say(f"encoder written to {args.out}")
@@ -88,6 +83,7 @@ def cmd_pretrain(args) -> int:
 def cmd_fit(args) -> int:
     from training.personal import train_personal_model
 
+    cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data, args.user)
     users = list(dict.fromkeys(s.user for s in sessions))  # the data set's order: user7 before user12
     if args.user not in users:
@@ -116,7 +112,7 @@ def cmd_fit(args) -> int:
          f"{sum(map(len, impostor_runs))} impostor blocks from {len({s.user for s in impostors})} users")
     summary = train_personal_model(
         genuine_recordings, impostor_runs, spec, args.out, user=args.user, mode=args.mode,
-        encoder_state=encoder_state, cfg=_cfg(args), seconds_per_block=seconds_per_block,
+        encoder_state=encoder_state, cfg=cfg, seconds_per_block=seconds_per_block,
         false_locks_per_hour=args.false_locks_per_8h / 8.0,
         training_info={"dataset": args.dataset, "data": str(args.data),
                        "genuine_sessions": [s.key for s in genuine],
@@ -143,7 +139,7 @@ def cmd_build_artifacts(args) -> int:
     from training.artifacts import build
 
     out = args.out or models.ROOT
-    manifest = build(args.data, out, DEFAULT_SPEC, _cfg(args), log=_say)
+    manifest = build(args.data, out, DEFAULT_SPEC, FitConfig.from_args(args), log=_say)
     _say(f"artefacts written to {out}: " + ", ".join(f"{k} ({v['bytes'] / 1e3:.0f} kB)" for k, v in manifest["files"].items()))
     return 0
 

@@ -83,7 +83,7 @@ def false_lock_summary(rows: list[dict]) -> dict:
 def detection_protocol(args, log) -> dict:
     from training.evaluate import _encoder, _users, session_folds
 
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    cfg = FitConfig.from_args(args)
     target = args.false_locks_per_8h / 8.0
     grace = float(AgentConfig().grace_seconds)
     sessions = load_sessions(args.dataset, args.data)

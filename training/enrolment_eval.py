@@ -37,7 +37,7 @@ ENROL_MIN_BLOCKS = 10
 
 
 def enrolment_protocol(args, log) -> dict:
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    cfg = FitConfig.from_args(args)
     encoder_dir = Path(args.encoder) if args.encoder else models.ENCODER
     _, spec, encoder_info = load_encoder(encoder_dir)
     pool_users = load_pool(models.BACKGROUND_POOL, spec).users

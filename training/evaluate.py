@@ -74,7 +74,7 @@ def _users(sessions, wanted):
 
 def paper_protocol(args, log) -> dict:
     # the seed paper's fit: no generated scripted negatives
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise, scripted=0.0, tilings=1)
+    cfg = FitConfig.from_args(args, scripted=0.0, tilings=1)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, SEED_SPEC)
@@ -151,7 +151,7 @@ def session_folds(sessions, users, impostors: str = "unseen"):
 
 
 def sessions_protocol(args, log) -> dict:
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)

@@ -48,6 +48,17 @@ class FitConfig:
     #: (:func:`training.personal.extra_tilings`); 1 = once, as the seed paper does.
     tilings: int = 4
 
+    @classmethod
+    def from_args(cls, args, **overrides) -> "FitConfig":
+        """The settings of a ``train`` command line (``--epochs``, ``--seed``, ``--noise``,
+        ``--tilings`` where it has them), checked, with ``overrides`` on top."""
+        if args.epochs < 1:
+            raise FitError("--epochs must be at least 1")
+        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings") if getattr(args, k, None) is not None}
+        if given.get("tilings", 1) < 1:
+            raise FitError("--tilings must be at least 1")
+        return cls(**{**given, **overrides})
+
 
 def prepare_torch(seed: int, threads: int | None = None) -> None:
     """Process-wide torch settings for every fit in this package (CNN, MLP, CGAN)."""

@@ -51,7 +51,7 @@ def identify(sessions, users: list[str], spec: BlockSpec, cfg: FitConfig, split:
 def identification_protocol(args, log) -> dict:
     from training.evaluate import _users
 
-    cfg = FitConfig(epochs=args.epochs, seed=args.seed, noise=args.noise)
+    cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     multi = [u for u in users if sum(s.user == u for s in sessions) >= 2]
