@@ -134,6 +134,7 @@ def test_calibration_holds_out_whole_sessions_from_two_on():
     assert training_heads([60, 40]) == [60, 0]  # two sessions: the second held out whole
     assert training_heads([95, 5]) == [76, 4]  # too lopsided: the tail of each
     assert training_heads([50]) == [40]  # one recording: its tail
+    assert training_heads([40]) == [30]  # a short one: enough held out to calibrate on
     assert training_heads([50, 50, 30, 20]) == [50, 50, 0, 0]  # the last sessions, >= 20 % of the blocks
 
 

@@ -22,6 +22,10 @@ from training.metrics import auc_eer
 HOLDOUT = 0.2
 #: Fewer genuine blocks than this cannot both train a model and calibrate its threshold.
 MIN_BLOCKS = 80
+#: The fewest held-out blocks the calibration can set a threshold on (8 rolling means of the
+#: shortest window, :mod:`training.calibrate`): a short single recording holds out this many,
+#: up to a third of it, even where ``HOLDOUT`` would give fewer.
+MIN_HELD = 10
 
 
 def _tails(lengths: list[int], holdout: float) -> list[int]:
@@ -43,7 +47,7 @@ def training_heads(lengths: list[int], holdout: float = HOLDOUT) -> list[int]:
     leaves too little to calibrate on, the long one too little to learn from.
     """
     if len(lengths) < 2:
-        return _tails(lengths, holdout)
+        return [n - max(int(round(n * holdout)), min(MIN_HELD, n // 3)) for n in lengths]
     total, held_blocks, k = sum(lengths), 0, 0
     while k < len(lengths) - 1 and held_blocks < holdout * total:
         k += 1
