@@ -56,6 +56,9 @@ def test_shipped_artefacts_are_complete_and_consistent():
     demo = load_model_dir(models.DEMO_MODEL)
     encoder = json.loads((models.ENCODER / "encoder.json").read_text())
     assert demo.spec.to_dict() == encoder["block_spec"] == manifest["block_spec"]
+    # the shipped model names its encoder and pool inside the package, not on the build machine
+    training = demo.manifest["training"]
+    assert (training["encoder"]["path"], training["background_pool"]) == ("models/encoder", "models/background/pool.npz")
 
 
 @pytest.fixture

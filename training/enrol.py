@@ -9,6 +9,8 @@ enrolling from public data that is in the pool) are left out: their blocks are t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 import models
@@ -24,6 +26,16 @@ POOL_HELDOUT_EVERY = 5
 def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -> float:
     """Active movement time per block: event gaps no longer than the idle ``gap``, summed."""
     return sum(active_seconds(events["t"], gap) for events in recordings) / max(n_blocks, 1)
+
+
+def _shown(path) -> str:
+    """``path`` for a manifest: inside the shipped ``models`` folder as ``models/...``, so the
+    shipped demo model does not carry the path of the machine that built it."""
+    path = Path(path).resolve()
+    try:
+        return str(Path("models") / path.relative_to(models.ROOT.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
@@ -53,8 +65,8 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
         recordings, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
         seconds_per_block=spb, false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
-                       "encoder": {"path": str(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
-                       "background_pool": str(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
+                       "encoder": {"path": _shown(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
+                       "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
         log=log, min_blocks=min_blocks,
     )
     summary.update({"blocks": n, "seconds_per_block": spb, "target_per_hour": false_locks_per_8h / 8.0})
