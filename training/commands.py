@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
-from training.datasets import DatasetError, active_seconds, load_sessions, session_blocks, session_events
+from training.datasets import DatasetError, load_sessions, session_blocks, session_events
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
 
@@ -106,14 +106,10 @@ def cmd_fit(args) -> int:
         raise FitError(f"no other users' sessions in {args.data} to learn impostors from")
     genuine_recordings = [session_events(s) for s in genuine]
     impostor_runs = [session_blocks(s, spec) for s in impostors]
-    n_genuine = sum(len(session_blocks(s, spec)) for s in genuine)
-    seconds_per_block = sum(active_seconds(s, spec) for s in genuine) / max(n_genuine, 1)
-    _say(f"{args.user}: {n_genuine} blocks in {len(genuine)} sessions; "
-         f"{sum(map(len, impostor_runs))} impostor blocks from {len({s.user for s in impostors})} users")
+    _say(f"impostors: {sum(map(len, impostor_runs))} blocks from {len({s.user for s in impostors})} users")
     summary = train_personal_model(
         genuine_recordings, impostor_runs, spec, args.out, user=args.user, mode=args.mode,
-        encoder_state=encoder_state, cfg=cfg, seconds_per_block=seconds_per_block,
-        false_locks_per_hour=args.false_locks_per_8h / 8.0,
+        encoder_state=encoder_state, cfg=cfg, false_locks_per_hour=args.false_locks_per_8h / 8.0, log=_say,
         training_info={"dataset": args.dataset, "data": str(args.data),
                        "genuine_sessions": [s.key for s in genuine],
                        "impostor_users": sorted({s.user for s in impostors}),

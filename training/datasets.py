@@ -17,7 +17,6 @@ import numpy as np
 
 from agent.blocks import BlockSpec, cut_blocks
 from agent.errors import MouseguardError
-from agent import recorder
 from agent.recordings import read_recording
 
 DATASETS = ("balabit", "sapimouse", "recording")
@@ -106,11 +105,6 @@ def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
     blocks, _ = cut_blocks(_events(session.path), spec)
     blocks.setflags(write=False)
     return blocks
-
-
-def active_seconds(session: Session, spec: BlockSpec) -> float:
-    """Time the user was moving the mouse: the sum of event gaps not longer than ``spec.gap``."""
-    return recorder.active_seconds(_events(session.path)["t"], spec.gap)
 
 
 def blocks_by_user(sessions, spec: BlockSpec) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from agent.pipeline import Pipeline
 from agent.recorder import active_clock
 from agent.replay import replay
 from training.calibrate import calibrate
-from training.datasets import active_seconds, session_events, load_sessions, session_blocks
+from training.datasets import session_events, load_sessions, session_blocks
 from training.fit import FitConfig
 from training.personal import fit_calibrated
 
@@ -92,13 +92,11 @@ def detection_protocol(args, log) -> dict:
     genuine_rows, impostor_rows, models, not_calibrated = [], [], [], []
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users):
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
-        n_train = sum(len(session_blocks(s, spec)) for s in train_s)
-        spb = sum(active_seconds(s, spec) for s in train_s) / max(n_train, 1)
         try:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision
             fitted = fit_calibrated([session_events(s) for s in train_s], neg_runs, spec, user=user,
-                                    mode="transfer2", encoder_state=encoder_state, cfg=cfg,
-                                    seconds_per_block=spb, min_blocks=10)
+                                    mode="transfer2", encoder_state=encoder_state, cfg=cfg, min_blocks=10)
+            spb = fitted.seconds_per_block
             window, threshold, _ = calibrate(fitted.genuine_held_scores, fitted.impostor_held_scores, spb, target)
         except ValueError as exc:  # `train fit` would refuse this user too: say so, drop nothing silently
             not_calibrated.append({"model_user": user, "fold": f, "reason": str(exc),

@@ -14,18 +14,11 @@ from pathlib import Path
 import numpy as np
 
 import models
-from agent.blocks import cut_blocks
-from agent.recorder import active_seconds
 from training.fit import FitConfig, load_encoder
 from training.personal import MIN_BLOCKS, train_personal_model
 from training.pool import load_pool
 
 POOL_HELDOUT_EVERY = 5
-
-
-def seconds_per_block(recordings: list[np.ndarray], n_blocks: int, gap: float) -> float:
-    """Active movement time per block: event gaps no longer than the idle ``gap``, summed."""
-    return sum(active_seconds(events["t"], gap) for events in recordings) / max(n_blocks, 1)
 
 
 def _shown(path) -> str:
@@ -52,24 +45,21 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
     excluded = set(exclude_pool_users)
     keep = [i for i, u in enumerate(pool.users) if u not in excluded]
-    n = sum(len(cut_blocks(events, spec)[0]) for events in recordings)
-    spb = seconds_per_block(recordings, n, spec.gap)
     held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
     train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
     if log:
-        log(f"{user}: {n} blocks from {len(recordings)} recording(s), {spb:.1f} s of movement per block; "
-            f"impostors: {len(train)} pool users for training, {len(held)} held out")
+        log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
         if own:
             log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
     summary = train_personal_model(
         recordings, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
-        seconds_per_block=spb, false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
+        false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
                        "encoder": {"path": _shown(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
                        "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
         log=log, min_blocks=min_blocks,
     )
-    summary.update({"blocks": n, "seconds_per_block": spb, "target_per_hour": false_locks_per_8h / 8.0})
+    summary["target_per_hour"] = false_locks_per_8h / 8.0
     return summary
 
 

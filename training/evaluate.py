@@ -166,8 +166,7 @@ def sessions_protocol(args, log) -> dict:
         for mode in modes:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
             fitted = fit_calibrated(pos_recordings, neg_runs, spec, user=user, mode=mode,
-                                    encoder_state=encoder_state, cfg=cfg, seconds_per_block=1.0,
-                                    min_blocks=10)  # SapiMouse 1-min sessions hold ~16 blocks
+                                    encoder_state=encoder_state, cfg=cfg, min_blocks=10)  # SapiMouse 1-min sessions hold ~16 blocks
             for s, genuine in test_sessions:
                 blocks = session_blocks(s, test_spec)
                 if len(blocks) == 0:

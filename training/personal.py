@@ -14,6 +14,7 @@ from scipy.special import expit  # the logistic function, without overflow warni
 
 from agent.blocks import BlockSpec, cut_blocks
 from agent.model_dir import Decision
+from agent.recorder import active_seconds
 from training.calibrate import calibrate
 from training.export import export_model_dir
 from training.fit import FitConfig, FitError, fit_user, predict_logits
@@ -94,6 +95,8 @@ class FittedUser:
     impostor_held_scores: list[np.ndarray]
     positives: np.ndarray
     negatives: np.ndarray
+    genuine_blocks: int  # of the user's recordings, cut once as the agent cuts
+    seconds_per_block: float  # of active movement, over those blocks
 
     def score(self, blocks: np.ndarray) -> np.ndarray:
         """Calibrated P(genuine), as the exported ONNX model computes it."""
@@ -120,8 +123,7 @@ def platt(genuine_logits: np.ndarray, impostor_logits: np.ndarray) -> tuple[floa
 
 
 def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mode: str, encoder_state,
-                   cfg: FitConfig, seconds_per_block: float, impostor_heldout_runs=None, log=None,
-                   min_blocks: int = MIN_BLOCKS) -> FittedUser:
+                   cfg: FitConfig, impostor_heldout_runs=None, log=None, min_blocks: int = MIN_BLOCKS) -> FittedUser:
     """Cut, split, fit on the training part, Platt-calibrate on the held-out part.
 
     ``genuine_recordings``: the user's event arrays, in time order; the training part of each
@@ -132,6 +134,16 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
     """
     cut = [cut_blocks(events, spec) for events in genuine_recordings]
     runs = [blocks for blocks, _ in cut]
+    have = sum(map(len, runs))
+    spb = sum(active_seconds(events["t"], spec.gap) for events in genuine_recordings) / max(have, 1)
+    if log:
+        log(f"{user}: {have} blocks from {len(runs)} recording(s), {spb:.1f} s of movement per block")
+    if have < min_blocks:
+        more = (min_blocks - have) * spb / 60
+        raise FitError(
+            f"too little data of {user}: {have} blocks, at least {min_blocks} are needed "
+            f"(about {more:.0f} more minutes of mouse movement)"
+        )
     heads = training_heads([len(r) for r in runs])
     genuine_train, genuine_held = _split(runs, heads)
     genuine_train += [extra_tilings(events, spec, cfg.tilings, until=ends[c - 1])
@@ -143,13 +155,6 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
     empty = np.empty((0, spec.channels, spec.size), np.float32)
     positives = np.concatenate(genuine_train) if genuine_train else empty
     negatives = np.concatenate(impostor_train) if impostor_train else empty
-    have = sum(map(len, runs))
-    if have < min_blocks:
-        more = (min_blocks - have) * seconds_per_block / 60
-        raise FitError(
-            f"too little data of {user}: {have} blocks, at least {min_blocks} are needed "
-            f"(about {more:.0f} more minutes of mouse movement)"
-        )
     model = fit_user(positives, negatives, spec, mode, encoder_state, cfg, log=log)
     genuine_logits = [predict_logits(model, r) for r in genuine_held]
     impostor_logits = [predict_logits(model, r) for r in impostor_held if len(r)]
@@ -160,20 +165,19 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
         return expit(a * logits + b)
 
     return FittedUser(model, (a, b), [squash(g) for g in genuine_logits], [squash(i) for i in impostor_logits],
-                      positives, negatives)
+                      positives, negatives, have, spb)
 
 
 def train_personal_model(genuine_recordings: list[np.ndarray], impostor_runs: list[np.ndarray], spec: BlockSpec,
                          out_dir, *, user: str, mode: str, encoder_state, cfg: FitConfig,
-                         seconds_per_block: float, false_locks_per_hour: float, training_info: dict,
+                         false_locks_per_hour: float, training_info: dict,
                          impostor_heldout_runs: list[np.ndarray] | None = None, log=None,
                          min_blocks: int = MIN_BLOCKS) -> dict:
     """Fit, calibrate and export; returns the manifest's metrics and decision summary."""
     fitted = fit_calibrated(genuine_recordings, impostor_runs, spec, user=user, mode=mode, encoder_state=encoder_state,
-                            cfg=cfg, seconds_per_block=seconds_per_block,
-                            impostor_heldout_runs=impostor_heldout_runs, log=log, min_blocks=min_blocks)
+                            cfg=cfg, impostor_heldout_runs=impostor_heldout_runs, log=log, min_blocks=min_blocks)
     genuine_scores, impostor_scores = fitted.genuine_held_scores, fitted.impostor_held_scores
-    window, threshold, calibration = calibrate(genuine_scores, impostor_scores, seconds_per_block,
+    window, threshold, calibration = calibrate(genuine_scores, impostor_scores, fitted.seconds_per_block,
                                                false_locks_per_hour)
     block_metrics = auc_eer(np.concatenate(genuine_scores),
                             np.concatenate(impostor_scores) if impostor_scores else [])
@@ -188,4 +192,5 @@ def train_personal_model(genuine_recordings: list[np.ndarray], impostor_runs: li
                      training={**training_info, "mode": mode, **dataclasses.asdict(cfg), "holdout_fraction": HOLDOUT},
                      parity_blocks=fitted.positives, score_calibration=fitted.score_calibration)
     chosen = next(c for c in calibration["candidates"] if c["window"] == window)
-    return {"metrics": metrics, "window": window, "threshold": threshold, "calibration": chosen}
+    return {"metrics": metrics, "window": window, "threshold": threshold, "calibration": chosen,
+            "blocks": fitted.genuine_blocks, "seconds_per_block": fitted.seconds_per_block}
