@@ -152,3 +152,45 @@ def test_training_blocks_are_cut_again_from_later_starts_within_the_training_par
     seen = {b.tobytes() for b in blocks}
     assert not any(b.tobytes() in seen for b in extra)
     assert len(extra_tilings(events, DEFAULT_SPEC, 1, until=ends[-1])) == 0
+
+
+def test_pretraining_keeps_its_own_batch_size():
+    """The per-user fit's batch (``batch``) must not change pre-training, whose batch
+    (``pretrain_batch``) the shipped encoder was trained with."""
+    import torch
+
+    from training.fit import pretrain
+
+    rng = np.random.default_rng(0)
+    by_user = {u: rng.normal(size=(40, DEFAULT_SPEC.channels, DEFAULT_SPEC.size)).astype(np.float32) + i
+               for i, u in enumerate(["a", "b"])}
+
+    def weights(**cfg):
+        model, _ = pretrain(by_user, DEFAULT_SPEC, FitConfig(epochs=1, **cfg))
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    default = weights()
+    assert torch.equal(default, weights(batch=7))
+    assert not torch.equal(default, weights(pretrain_batch=7))
+
+
+def test_extra_tilings_fill_up_to_the_training_budget():
+    """A fit trains on at most ``max_genuine_blocks`` genuine blocks: every block cut as the
+    agent cuts is kept, the extra tilings are sampled to fill the rest."""
+    from training import personal
+
+    events = synth_events("alice", seconds=300, seed=3)
+    others = [cut_blocks(synth_events("bob", seconds=200, seed=4), DEFAULT_SPEC)[0]]
+
+    def positives(**budget):
+        fitted = personal.fit_calibrated([events], others, DEFAULT_SPEC, user="alice", mode="plain",
+                                         encoder_state=None, cfg=FitConfig(epochs=1, **budget), min_blocks=10)
+        return fitted.positives
+
+    once = cut_blocks(events, DEFAULT_SPEC)[0]
+    head = personal.training_heads([len(once)])[0]
+    assert len(positives()) > 3 * head  # the default budget does not bind: all four tilings
+    capped = positives(max_genuine_blocks=head + 7)
+    assert len(capped) == head + 7
+    assert np.array_equal(capped[:head], once[:head])  # the agent's own cut, all of it
+    assert len(positives(max_genuine_blocks=5)) == head  # never less than the one cut

@@ -73,8 +73,8 @@ def _users(sessions, wanted):
 
 
 def paper_protocol(args, log) -> dict:
-    # the seed paper's fit: no generated scripted negatives
-    cfg = FitConfig.from_args(args, scripted=0.0, tilings=1)
+    # the seed paper's fit: no generated scripted negatives, one tiling, batches of 32
+    cfg = FitConfig.from_args(args, scripted=0.0, tilings=1, batch=32)
     sessions = load_sessions(args.dataset, args.data)
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, SEED_SPEC)

@@ -146,8 +146,16 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
         )
     heads = training_heads([len(r) for r in runs])
     genuine_train, genuine_held = _split(runs, heads)
-    genuine_train += [extra_tilings(events, spec, cfg.tilings, until=ends[c - 1])
-                      for events, (_, ends), c in zip(genuine_recordings, cut, heads) if c and cfg.tilings > 1]
+    extra = [extra_tilings(events, spec, cfg.tilings, until=ends[c - 1])
+             for events, (_, ends), c in zip(genuine_recordings, cut, heads) if c and cfg.tilings > 1]
+    if extra:
+        extra = np.concatenate(extra)
+        room = max(cfg.max_genuine_blocks - sum(map(len, genuine_train)), 0)
+        if len(extra) > room:
+            if log:
+                log(f"{user}: {room} of the {len(extra)} blocks of the extra tilings used")
+            extra = extra[np.sort(np.random.default_rng(cfg.seed).choice(len(extra), room, replace=False))]
+        genuine_train.append(extra)
     if impostor_heldout_runs is None:
         impostor_train, impostor_held = split_runs(impostor_runs)
     else:
