@@ -143,3 +143,14 @@ def test_demo_refuses_an_unusable_chart_path_in_one_line(tmp_path, out, message)
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr
     assert proc.stdout == ""  # refused before replaying anything
+
+
+@pytest.mark.parametrize("hours, shown", [(0.02, "1 per 1 min at best"), (1.6, "1 per 1.6 h at best")])
+def test_enrolment_summary_says_what_the_hold_out_can_vouch_for(hours, shown):
+    from training.enrol import describe
+
+    summary = {"blocks": 80, "seconds_per_block": 5.0, "window": 5, "threshold": 0.3, "target_per_hour": 0.125,
+               "metrics": {"heldout_block": {"auc": 0.9, "eer": 0.1}, "heldout_blocks": {"genuine": 16}},
+               "calibration": {"heldout_genuine_hours": hours, "heldout_false_locks": 0, "impostor_runs": 26,
+                               "impostor_runs_locked": 26, "median_seconds_to_lock": 22.0}}
+    assert shown in describe(summary)

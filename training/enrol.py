@@ -68,6 +68,8 @@ def describe(summary: dict) -> str:
     m = summary["metrics"]["heldout_block"]
     c = summary["calibration"]
     hours = c["heldout_genuine_hours"]
+    # a 1-minute hold-out "vouches for 1 per 0.0 h": say minutes below an hour
+    vouch = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
     lines = [
         f"blocks used: {summary['blocks']} ({summary['blocks'] * summary['seconds_per_block'] / 60:.0f} min of movement, "
         f"{summary['metrics']['heldout_blocks']['genuine']} held out for checking)",
@@ -76,7 +78,7 @@ def describe(summary: dict) -> str:
         f"decision: lock when the mean of the last {summary['window']} blocks falls below {summary['threshold']:.3f}",
         f"false locks on your held-out data: {c['heldout_false_locks']} in {hours * 60:.0f} min of movement "
         f"(target: at most {8 * summary['target_per_hour']:g} per 8 active hours; held-out data this short "
-        f"can vouch for 1 per {hours:.1f} h at best)",
+        f"can vouch for 1 per {vouch} at best)",
         f"unseen impostors locked: {c['impostor_runs_locked']} of {c['impostor_runs']}, median after "
         f"{c['median_seconds_to_lock']:.0f} s of their movement" if c["impostor_runs_locked"] else
         f"unseen impostors locked: none of {c['impostor_runs']}",
