@@ -74,3 +74,42 @@ def test_easy_pool_impostors_do_not_pick_a_one_block_window():
     impostor = [np.clip(rng.normal(0.02, 0.02, 40), 0, 1) for _ in range(12)]
     window, threshold, report = calibrate(genuine, impostor, seconds_per_block=6.0, false_locks_per_hour=0.125)
     assert window > 1 and threshold > 0.3
+
+
+def _saturated_runs(rng, mean_logit, sd_logit, n, runs):
+    return [1 / (1 + np.exp(-rng.normal(mean_logit, sd_logit, n))) for _ in range(runs)]
+
+
+def test_common_threshold_where_the_owners_heldout_data_allow_it():
+    rng = np.random.default_rng(1)
+    genuine = _saturated_runs(rng, 4.0, 1.5, 300, 3)  # the owner's blocks mostly far above 0.5
+    impostor = _saturated_runs(rng, -2.0, 2.0, 60, 10)
+    window, threshold, report = calibrate(genuine, impostor, 20.0, 0.125, common=0.5)
+    chosen = next(c for c in report["candidates"] if c["window"] == window)
+    assert threshold == 0.5 and chosen["admissible"]
+    assert report["common_threshold"] == 0.5
+    # without ``common`` the threshold is read off the held-out tail: another, user-specific one
+    assert calibrate(genuine, impostor, 20.0, 0.125)[1] != 0.5
+
+
+def test_only_windows_whose_heldout_means_stay_above_the_common_threshold_are_chosen():
+    """Short windows that the owner's own dips would take below 0.5 are not admissible, even
+    though they would lock the impostors sooner."""
+    rng = np.random.default_rng(2)
+    genuine = _saturated_runs(rng, 3.0, 2.0, 400, 3)
+    impostor = _saturated_runs(rng, -3.0, 1.0, 60, 10)
+    window, threshold, report = calibrate(genuine, impostor, 20.0, 0.125, common=0.5)
+    by_window = {c["window"]: c for c in report["candidates"]}
+    assert not by_window[3]["admissible"] and by_window[window]["admissible"] and window > 3
+    assert by_window[3]["hard_median_blocks_to_lock"] < by_window[window]["hard_median_blocks_to_lock"]
+    assert threshold == 0.5
+
+
+def test_no_admissible_window_falls_back_to_the_longest_with_its_own_threshold():
+    rng = np.random.default_rng(3)
+    genuine = _saturated_runs(rng, 0.3, 2.0, 300, 3)  # an owner the model barely tells apart
+    impostor = _saturated_runs(rng, -0.5, 2.0, 60, 10)
+    window, threshold, report = calibrate(genuine, impostor, 20.0, 0.125, common=0.5)
+    assert not any(c["admissible"] for c in report["candidates"])
+    assert window == max(c["window"] for c in report["candidates"])
+    assert threshold < 0.5 and threshold == calibrate(genuine, impostor, 20.0, 0.125, windows=(window,))[1]

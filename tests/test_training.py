@@ -36,6 +36,14 @@ def test_model_dir_manifest_and_private_files(model):
     assert m["onnx"]["parity_max_abs_diff"] <= 1e-5
     assert md.spec == DEFAULT_SPEC
     assert 1 <= md.decision.window and 0 < md.decision.threshold < 1
+    # the CNN's decision is calibrated on its Platt scale, with the common threshold on record
+    calibration = m["decision"]["calibration"]
+    assert calibration["common_threshold"] == 0.5
+    chosen = next(c for c in calibration["candidates"] if c["window"] == md.decision.window)
+    if chosen["admissible"]:
+        assert md.decision.threshold == 0.5
+    else:  # the fallback: no window admissible, its own threshold, never above 0.5
+        assert not any(c["admissible"] for c in calibration["candidates"]) and md.decision.threshold <= 0.5
     assert m["metrics"]["heldout_block"]["auc"] > 0.8  # the synthetic users are easy to tell apart
     assert not (model / "model.onnx.data").exists()  # weights inlined: one file, one hash
     for p in [model, model / "model.onnx", model / "manifest.json"]:

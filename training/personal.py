@@ -15,7 +15,7 @@ from scipy.special import expit  # the logistic function, without overflow warni
 from agent.blocks import BlockSpec, cut_blocks
 from agent.model_dir import Decision
 from agent.recorder import active_seconds
-from training.calibrate import calibrate
+from training.calibrate import COMMON_THRESHOLD, calibrate
 from training.export import export_model_dir
 from training.fit import FitConfig, FitError, fit_user, predict_logits
 from training.metrics import auc_eer
@@ -186,7 +186,7 @@ def train_personal_model(genuine_recordings: list[np.ndarray], impostor_runs: li
                             cfg=cfg, impostor_heldout_runs=impostor_heldout_runs, log=log, min_blocks=min_blocks)
     genuine_scores, impostor_scores = fitted.genuine_held_scores, fitted.impostor_held_scores
     window, threshold, calibration = calibrate(genuine_scores, impostor_scores, fitted.seconds_per_block,
-                                               false_locks_per_hour)
+                                               false_locks_per_hour, common=COMMON_THRESHOLD)
     block_metrics = auc_eer(np.concatenate(genuine_scores),
                             np.concatenate(impostor_scores) if impostor_scores else [])
     metrics = {
