@@ -9,6 +9,7 @@ is complete, and an interrupted enrolment leaves it untouched.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -59,8 +60,15 @@ def enroll_cmd(args) -> int:
     user = args.user or effective_user(config)
     if args.from_files:
         files = list(args.from_files)
+        seen: dict[bytes, str] = {}
         for f in files:
-            read_recording(f)  # fail on a bad file before recording or training anything
+            events = read_recording(f)  # fail on a bad file before recording or training anything
+            # A copy would be held out to check the model on the movement it trained on.
+            digest = hashlib.sha256(events.tobytes()).digest()
+            if digest in seen:
+                twice = "is given twice" if seen[digest] == f else f"holds the same recording as {seen[digest]}"
+                raise MouseguardError(f"{f} {twice}: give each recording once")
+            seen[digest] = f
     else:
         minutes = args.minutes or config.enrolment.minutes
         if not minutes > 0:

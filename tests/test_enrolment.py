@@ -116,6 +116,21 @@ def test_interrupted_enrolment_keeps_previous_model(mouseguard_home, alice_files
     assert [p.name for p in model_dir.parent.iterdir()] == ["alice"]  # no staging folder left
 
 
+def test_enroll_refuses_one_recording_given_twice(mouseguard_home, alice_files, tmp_path, capsys):
+    """A copy would be held out to check the model on the very movement it trained on: the
+    threshold and the summary's figures would mean nothing."""
+    from agent.recordings import read_recording
+
+    copy = tmp_path / "copy.csv"  # another name and format, the same movement
+    write_recording(copy, read_recording(alice_files[0]))
+    for twice, says in (([alice_files[0], alice_files[1], alice_files[0]], "is given twice"),
+                        ([alice_files[0], copy], f"the same recording as {alice_files[0]}")):
+        assert main(["enroll", "--user", "alice", "--from", *map(str, twice), "--epochs", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err and "give each recording once" in err and str(twice[-1]) in err
+    assert not (mouseguard_home / "data" / "models" / "alice").exists()
+
+
 def test_enroll_bad_file_one_line(mouseguard_home, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("client timestamp,button,state,x,y\n1,NoButton,Hover,1,1\n")
