@@ -36,8 +36,24 @@ def new_recording_path(folder: Path) -> Path:
     return folder / f"{stamp}.csv.gz"
 
 
-def train_from(files: list, user: str, config, epochs: int = 16) -> dict:
-    """Enrol ``user`` from recording files; returns the enrolment summary."""
+def read_recordings(files: list) -> list:
+    """The events of each recording file, refusing one given twice (by another name too): the
+    copy would be held out to check the model on the movement it trained on."""
+    recordings, seen = [], {}
+    for f in files:
+        events = read_recording(f)
+        digest = hashlib.sha256(events.tobytes()).digest()
+        if digest in seen:
+            twice = "is given twice" if seen[digest] == f else f"holds the same recording as {seen[digest]}"
+            raise MouseguardError(f"{f} {twice}: give each recording once")
+        seen[digest] = f
+        recordings.append(events)
+    return recordings
+
+
+def train_from(recordings: list, files: list, user: str, config, epochs: int = 16) -> dict:
+    """Enrol ``user`` from the events of ``recordings`` (read from ``files``); returns the
+    enrolment summary."""
     if importlib.util.find_spec("torch") is None:  # checked, not imported: agent/ never imports torch
         raise MouseguardError("training a model needs PyTorch: pip install 'mouseguard[train]' "
                               "(see README, 'Install')")
@@ -45,7 +61,6 @@ def train_from(files: list, user: str, config, epochs: int = 16) -> dict:
     from training.enrol import enrol
     from training.fit import FitConfig
 
-    recordings = [read_recording(f) for f in files]
     out = user_model_dir(user)
     return enrol(recordings, user, out, cfg=FitConfig(epochs=epochs),
                  false_locks_per_8h=config.enrolment.false_locks_per_8h, sources=files,
@@ -60,15 +75,7 @@ def enroll_cmd(args) -> int:
     user = args.user or effective_user(config)
     if args.from_files:
         files = list(args.from_files)
-        seen: dict[bytes, str] = {}
-        for f in files:
-            events = read_recording(f)  # fail on a bad file before recording or training anything
-            # A copy would be held out to check the model on the movement it trained on.
-            digest = hashlib.sha256(events.tobytes()).digest()
-            if digest in seen:
-                twice = "is given twice" if seen[digest] == f else f"holds the same recording as {seen[digest]}"
-                raise MouseguardError(f"{f} {twice}: give each recording once")
-            seen[digest] = f
+        recordings = read_recordings(files)  # a bad file fails before anything is trained
     else:
         minutes = args.minutes or config.enrolment.minutes
         if not minutes > 0:
@@ -87,10 +94,11 @@ def enroll_cmd(args) -> int:
         files = sorted(str(p) for p in (recordings_dir() / user).glob("*.csv*"))
         if not files:
             raise MouseguardError("nothing was recorded")
+        recordings = read_recordings(files)
     from training.fit import FitError
 
     try:
-        summary = train_from(files, user, config, epochs=args.epochs)
+        summary = train_from(recordings, files, user, config, epochs=args.epochs)
     except FitError as exc:
         raise MouseguardError(f"{exc}; nothing was changed") from None
     from training.enrol import describe
