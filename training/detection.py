@@ -28,7 +28,6 @@ from agent.decision import RollingDecision
 from agent.pipeline import Pipeline
 from agent.recorder import active_clock
 from agent.replay import replay
-from training.calibrate import COMMON_THRESHOLD, calibrate
 from training.datasets import session_events, load_sessions, session_blocks
 from training.fit import FitConfig
 from training.personal import fit_calibrated
@@ -96,16 +95,14 @@ def detection_protocol(args, log) -> dict:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate, choose the decision
             fitted = fit_calibrated([session_events(s) for s in train_s], neg_runs, spec, user=user,
                                     mode="transfer2", encoder_state=encoder_state, cfg=cfg, min_blocks=10)
-            spb = fitted.seconds_per_block
-            window, threshold, _ = calibrate(fitted.genuine_held_scores, fitted.impostor_held_scores, spb, target,
-                                             common=COMMON_THRESHOLD)
+            window, threshold, _ = fitted.decision(target)
         except ValueError as exc:  # `train fit` would refuse this user too: say so, drop nothing silently
             not_calibrated.append({"model_user": user, "fold": f, "reason": str(exc),
                                    "test_sessions": [s.key for s in test_s + test_impostors]})
             log(f"detection {user} fold {f}: not calibrated ({exc}); its test sessions are listed as not replayed")
             continue
         models.append({"model_user": user, "fold": f, "window": window, "threshold": threshold,
-                       "seconds_per_block": spb})
+                       "seconds_per_block": fitted.seconds_per_block})
         for s, genuine in [(s, True) for s in test_s] + [(s, False) for s in test_impostors]:
             row = {"model_user": user, "fold": f, "session": s.key,
                    **replay_session(session_events(s), fitted, spec, window, threshold, grace)}

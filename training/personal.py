@@ -103,6 +103,12 @@ class FittedUser:
         a, b = self.score_calibration
         return expit(a * predict_logits(self.model, blocks) + b)
 
+    def decision(self, false_locks_per_hour: float) -> tuple[int, float, dict]:
+        """The decision window and threshold from the held-out scores (:func:`calibrate`): the
+        common threshold on the Platt scale wherever the held-out owner allows it."""
+        return calibrate(self.genuine_held_scores, self.impostor_held_scores, self.seconds_per_block,
+                         false_locks_per_hour, common=COMMON_THRESHOLD)
+
 
 def platt(genuine_logits: np.ndarray, impostor_logits: np.ndarray) -> tuple[float, float]:
     """Logistic regression of genuine-vs-impostor on the logit, classes weighted equally.
@@ -185,8 +191,7 @@ def train_personal_model(genuine_recordings: list[np.ndarray], impostor_runs: li
     fitted = fit_calibrated(genuine_recordings, impostor_runs, spec, user=user, mode=mode, encoder_state=encoder_state,
                             cfg=cfg, impostor_heldout_runs=impostor_heldout_runs, log=log, min_blocks=min_blocks)
     genuine_scores, impostor_scores = fitted.genuine_held_scores, fitted.impostor_held_scores
-    window, threshold, calibration = calibrate(genuine_scores, impostor_scores, fitted.seconds_per_block,
-                                               false_locks_per_hour, common=COMMON_THRESHOLD)
+    window, threshold, calibration = fitted.decision(false_locks_per_hour)
     block_metrics = auc_eer(np.concatenate(genuine_scores),
                             np.concatenate(impostor_scores) if impostor_scores else [])
     metrics = {
