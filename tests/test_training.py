@@ -146,6 +146,23 @@ def test_calibration_holds_out_whole_sessions_from_two_on():
     assert training_heads([50, 50, 30, 20]) == [50, 50, 0, 0]  # the last sessions, >= 20 % of the blocks
 
 
+def test_platt_keeps_the_slope_and_half_the_shift_of_the_fitted_scale():
+    from sklearn.linear_model import LogisticRegression
+
+    from training.personal import platt
+
+    rng = np.random.default_rng(0)
+    # held-out owner blocks well below the network's own even odds: the full fit would move
+    # the scale's 0.5 by about 2 logits, the calibration moves it by half of that
+    genuine, impostor = rng.normal(-1.0, 1.0, 300), rng.normal(-5.0, 1.0, 300)
+    full = LogisticRegression(C=1.0, class_weight="balanced").fit(
+        np.r_[genuine, impostor].reshape(-1, 1), np.r_[np.ones(300), np.zeros(300)])
+    scale, shift = platt(genuine, impostor)
+    assert scale == pytest.approx(full.coef_[0, 0])
+    assert shift == pytest.approx(full.intercept_[0] / 2) and shift > 1.0
+    assert platt(impostor, genuine) == (1.0, 0.0)  # worse than chance: scores left as they are
+
+
 def test_training_blocks_are_cut_again_from_later_starts_within_the_training_part():
     from training.personal import extra_tilings
 

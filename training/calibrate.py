@@ -50,7 +50,8 @@ from agent.decision import simulate_locks
 WINDOWS = (3, 5, 10, 20)
 
 #: The threshold a CNN's decision uses wherever the user's held-out data allow it: lock when
-#: the window's mean Platt-calibrated score makes the owner no likelier than someone else.
+#: the window's mean calibrated score (:func:`training.personal.platt`) makes the owner no
+#: likelier than someone else.
 #: A per-user threshold is read off the far tail of one or two held-out sessions, and a new
 #: session shifts it; the Platt scale is fitted on the bulk of the owner's and impostors'
 #: held-out blocks. Found on the sessions protocol's logits (Balabit, 2026-12-03), where at the

@@ -92,7 +92,7 @@ def export_model_dir(classifier, spec: BlockSpec, out_dir, *, user: str, decisio
                 "input": {"name": INPUT_NAME, "shape": [None, spec.channels, spec.size], "dtype": "float32"},
                 "output": {"name": OUTPUT_NAME, "shape": [None], "dtype": "float32",
                            "meaning": "P(genuine) for each block: probability that the enrolled user made it",
-                           "score_calibration": {"method": "Platt scaling of the logit on held-out blocks",
+                           "score_calibration": {"method": "Platt scaling of the logit on held-out blocks, shift halved",
                                                  "scale": float(score_calibration[0]),
                                                  "shift": float(score_calibration[1])}},
                 "parity_max_abs_diff": parity,
