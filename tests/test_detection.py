@@ -7,7 +7,7 @@ import pytest
 from agent.blocks import DEFAULT_SPEC, cut_blocks
 from tests.synth import STYLES, synth_events
 from agent.recorder import active_clock, active_seconds
-from training.detection import replay_session, time_to_lock_summary
+from training.detection import event_rate, replay_session, same_setup, time_to_lock_by_setup, time_to_lock_summary
 
 
 class ConstantScorer:
@@ -59,3 +59,29 @@ def test_never_locked_sessions_count_against_the_median():
     assert s["median_seconds"] is None  # three of five never locked
     assert s["locked_within"]["10"] == pytest.approx(0.4)
     assert time_to_lock_summary(rows[:2] + rows[2:3])["median_seconds"] == 10.0
+
+
+def test_the_capture_set_up_is_told_by_the_event_rate_not_by_idle_time():
+    def stream(step, n, pause_every=50):
+        t = np.arange(n) * step + (np.arange(n) // pause_every) * 30.0  # 30-s idle gaps: not counted
+        e = np.zeros(n, dtype=[("t", "f8")])
+        e["t"] = t
+        return e
+
+    fast, slow = stream(0.016, 2000), stream(0.110, 500)
+    assert event_rate(fast, gap=2.0) == pytest.approx(1 / 0.016, rel=0.05)
+    assert event_rate([fast, fast], gap=2.0) == pytest.approx(event_rate(fast, gap=2.0))
+    assert event_rate(slow, gap=2.0) == pytest.approx(1 / 0.110, rel=0.05)
+    owner = event_rate(fast, gap=2.0)
+    assert same_setup(event_rate(stream(0.02, 900), gap=2.0), owner)  # a little slower: the same desk
+    assert not same_setup(event_rate(slow, gap=2.0), owner)  # Balabit's other set-up, ~7x apart
+    assert not same_setup(0.0, owner)  # nothing to compare
+
+
+def test_time_to_lock_is_split_by_set_up_and_every_session_counted():
+    rows = [{"seconds_to_lock": s, "same_setup": same} for s, same in
+            ((5.0, False), (8.0, False), (None, True), (300.0, True), (None, True))]
+    split = time_to_lock_by_setup(rows)
+    assert (split["same"]["sessions"], split["same"]["locked"]) == (3, 1)
+    assert (split["other"]["sessions"], split["other"]["locked"]) == (2, 2)
+    assert split["same"]["median_seconds"] is None and split["other"]["median_seconds"] == pytest.approx(6.5)

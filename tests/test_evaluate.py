@@ -100,7 +100,11 @@ def test_detection_protocol_replays_every_test_session(encoder, tmp_path, capsys
     ttl = report["time_to_lock"]
     assert ttl["sessions"] == len(report["impostor_sessions"])  # never-locked sessions are counted too
     assert ttl["locked"] == sum(r["seconds_to_lock"] is not None for r in report["impostor_sessions"])
-    assert "false locks of the owner" in capsys.readouterr().out
+    split = report["time_to_lock_by_setup"]  # every impostor session on one side or the other
+    assert split["same"]["sessions"] + split["other"]["sessions"] == ttl["sessions"]
+    assert split["same"]["sessions"] == sum(r["same_setup"] for r in report["impostor_sessions"])
+    out = capsys.readouterr().out
+    assert "false locks of the owner" in out and "| owner's set-up |" in out
 
 
 def test_enrolment_protocol_tests_each_group_on_people_left_out_of_the_pool(tmp_path):

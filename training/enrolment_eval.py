@@ -23,7 +23,8 @@ from agent.config import AgentConfig
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
 from training.datasets import load_sessions, session_blocks, session_events
-from training.detection import false_lock_summary, rates_text, replay_session, time_to_lock_summary
+from training.detection import (event_rate, false_lock_summary, rates_text, replay_session, same_setup,
+                                setup_lines, time_to_lock_by_setup, time_to_lock_summary)
 from training.enrol import enrol
 from training.evaluate import WINDOWS, _users, _window_scores
 from training.fit import FitConfig, FitError, load_encoder
@@ -74,6 +75,7 @@ def enrolment_protocol(args, log) -> dict:
                 # pre-trained on the rest has never seen anyone tested)
                 tests = [(s, True) for s in test_own] + [(s, False) for s in sessions
                                                          if s.user in group and s.user in wanted and s.user != user]
+                owner_rate = event_rate([session_events(s) for s in enrol_s], spec.gap)
                 g, i = [], []
                 for s, genuine in tests:
                     blocks = session_blocks(s, spec)
@@ -81,8 +83,10 @@ def enrolment_protocol(args, log) -> dict:
                     score = float(p.mean()) if len(p) else 0.5
                     (g if genuine else i).append(score)
                     block_scores[genuine].append(p)
+                    events = session_events(s)
                     replay_row = {"model_user": user, "session": s.key,
-                                  **replay_session(session_events(s), scorer, spec, window, threshold, grace)}
+                                  "same_setup": same_setup(event_rate(events, spec.gap), owner_rate),
+                                  **replay_session(events, scorer, spec, window, threshold, grace)}
                     (genuine_replays if genuine else impostor_replays).append(replay_row)
                     rows.append({"model_user": user, "session": s.key, "genuine": genuine, "blocks": int(len(p)),
                                  "score": score})
@@ -104,6 +108,7 @@ def enrolment_protocol(args, log) -> dict:
             "users_not_enrolled": len(skipped), "enrol_sessions": args.enrol_sessions, "min_enrol_blocks": ENROL_MIN_BLOCKS, "summary": summary,
             "mean_user_session_auc": float(np.mean(aucs)) if aucs else None, "per_user": per_user,
             "false_locks": false_lock_summary(genuine_replays), "time_to_lock": time_to_lock_summary(impostor_replays),
+            "time_to_lock_by_setup": time_to_lock_by_setup(impostor_replays),
             "grace_seconds": grace, "target_false_locks_per_8h": args.false_locks_per_8h,
             "session_rows": rows, "genuine_sessions": genuine_replays, "impostor_sessions": impostor_replays,
             "_rocs": {"enrolment k=1": (np.concatenate(block_scores[True]), np.concatenate(block_scores[False]))}}
@@ -122,6 +127,7 @@ def markdown_lines(report: dict) -> list[str]:
                   f"{report['users_not_enrolled']} user(s) could not be enrolled (listed below).", "",
               f"False locks of the owner: {fl['false_locks']} in {fl['active_hours']:.1f} active hours = {per8} per 8 h; "
               f"impostor sessions locked: {ttl['locked']} of {ttl['sessions']}, median {median} of their movement.", "",
+              *setup_lines(report), "",
               "| user | enrolled on | session AUC | decision |", "|---|---|---|---|"]
     for u in report["per_user"]:
         if "skipped" in u:
