@@ -48,7 +48,12 @@ def test_sessions_protocol_counts_every_session(tiny_balabit, encoder, tmp_path,
             assert r["session"].split("/")[0] != r["model_user"]
     for k in ("k=1", "k=3", "k=5", "k=10", "session"):
         assert 0.0 <= report["summary"]["transfer2"][k]["auc"] <= 1.0
-    assert "session-disjoint" in capsys.readouterr().out.lower()
+    # the own-set-up row: the same genuine sessions against the impostors at the owner's event rate
+    own = report["summary_own_setup_impostors"]["transfer2"]["session"]
+    assert own["n_genuine"] == report["summary"]["transfer2"]["session"]["n_genuine"]
+    assert 0 < own["n_impostor"] == sum(1 for r in rows if not r["genuine"] and r["same_setup"])
+    out = capsys.readouterr().out
+    assert "session-disjoint" in out.lower() and "owner's capture set-up" in out
 
 
 def test_paper_protocol_report(tiny_balabit, encoder, tmp_path):

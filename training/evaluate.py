@@ -15,7 +15,9 @@ other way round, so every session is tested exactly once as genuine. With ``--im
 seen`` the other users' sessions alternate between the folds too (Balabit's official test:
 impostors are the other enrolled users, on sessions not trained on). Test sessions are cut
 with remainders concatenated and every session is counted, including those too short for
-a block (scored 0.5, counted in the report).
+a block (scored 0.5, counted in the report). The report adds the same figures against only the
+impostor sessions recorded on the owner's capture set-up (:func:`training.detection.same_setup`):
+Balabit's users come from two set-ups, and an impostor at the owner's desk shares the owner's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks, session_events
+from training.detection import event_rate, same_setup
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
 from training.identification import TEST_BLOCKS as PAPER_TEST_BLOCKS, identify
 from training.metrics import auc_eer, roc
@@ -157,12 +160,14 @@ def sessions_protocol(args, log) -> dict:
     encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
     test_spec = dataclasses.replace(spec, remainder="concatenate")
     modes = ("plain", "transfer2")
-    per_mode = {m: {"genuine": [], "impostor": [], "session_rows": []} for m in modes}
+    per_mode = {m: {"genuine": [], "impostor": [], "impostor_own_setup": [], "session_rows": []} for m in modes}
     empty_sessions = set()
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users, args.impostors):
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
         pos_recordings = [session_events(s) for s in train_s]
         test_sessions = [(s, True) for s in test_s] + [(s, False) for s in test_impostors]
+        owner_rate = event_rate(pos_recordings, spec.gap)
+        own_setup = {s.key: same_setup(event_rate(session_events(s), spec.gap), owner_rate) for s, _ in test_sessions}
         for mode in modes:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
             fitted = fit_calibrated(pos_recordings, neg_runs, spec, user=user, mode=mode,
@@ -173,28 +178,36 @@ def sessions_protocol(args, log) -> dict:
                     empty_sessions.add(s.key)
                 p = fitted.score(blocks) if len(blocks) else np.empty(0)
                 per_mode[mode]["genuine" if genuine else "impostor"].append(p)
+                if not genuine and own_setup[s.key]:
+                    per_mode[mode]["impostor_own_setup"].append(p)
                 per_mode[mode]["session_rows"].append(
                     {"model_user": user, "fold": f, "session": s.key, "genuine": genuine,
-                     "blocks": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
+                     "same_setup": own_setup[s.key], "blocks": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
         log(f"sessions {user} fold {f}: {len(train_s)} training sessions, {len(test_sessions)} test sessions")
-    summary = {}
+    summary, own_setup_summary = {}, {}
     rocs = {}
     for mode, d in per_mode.items():
-        row = {}
-        for k in WINDOWS:
-            g = np.concatenate([_window_scores(p, k) for p in d["genuine"]])
-            i = np.concatenate([_window_scores(p, k) for p in d["impostor"]])
-            row[f"k={k}"] = auc_eer(g, i)
-            if k in (1, 5):
-                rocs[f"{mode} k={k}"] = (g, i)
-        g = np.array([r["score"] for r in d["session_rows"] if r["genuine"]])
-        i = np.array([r["score"] for r in d["session_rows"] if not r["genuine"]])
-        row["session"] = auc_eer(g, i)
-        summary[mode] = row
-    return {"protocol": "sessions", "impostors": args.impostors, "summary": summary, "encoder": encoder_info,
+        summary[mode] = _auc_row(d["genuine"], d["impostor"])
+        # impostors at the owner's capture set-up only: what someone at the owner's desk looks like
+        own_setup_summary[mode] = _auc_row(d["genuine"], d["impostor_own_setup"])
+        for k in (1, 5):
+            rocs[f"{mode} k={k}"] = (np.concatenate([_window_scores(p, k) for p in d["genuine"]]),
+                                     np.concatenate([_window_scores(p, k) for p in d["impostor"]]))
+    return {"protocol": "sessions", "impostors": args.impostors, "summary": summary,
+            "summary_own_setup_impostors": own_setup_summary, "encoder": encoder_info,
             "sessions_without_blocks": sorted(empty_sessions),
             "test_sessions": {m: len(d["session_rows"]) for m, d in per_mode.items()},
             "session_rows": per_mode["transfer2"]["session_rows"], "_rocs": rocs}
+
+
+def _auc_row(genuine: list[np.ndarray], impostor: list[np.ndarray]) -> dict:
+    """Pooled AUC/EER of block scores, of means of k blocks and of whole sessions (a session
+    without a block scores 0.5)."""
+    windows = lambda runs, k: np.concatenate([np.empty(0)] + [_window_scores(p, k) for p in runs])
+    row = {f"k={k}": auc_eer(windows(genuine, k), windows(impostor, k)) for k in WINDOWS}
+    session = lambda runs: np.array([p.mean() if len(p) else 0.5 for p in runs])
+    row["session"] = auc_eer(session(genuine), session(impostor))
+    return row
 
 
 def _fmt(x, digits=3):
@@ -234,6 +247,9 @@ def markdown(report: dict) -> str:
         lines += [f"Session-disjoint; {seen}; every session counted "
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
         lines += sessions_table({m.upper(): r for m, r in report["summary"].items()}, "mode", "block")
+        lines += ["", "The same, with only the impostor sessions recorded on the owner's capture set-up (event rate "
+                      "within 2x of the owner's training recordings): someone at the owner's desk.", ""]
+        lines += sessions_table({m.upper(): r for m, r in report["summary_own_setup_impostors"].items()}, "mode", "block")
     return "\n".join(lines) + "\n"
 
 
