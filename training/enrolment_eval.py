@@ -26,7 +26,7 @@ from training.datasets import load_sessions, session_blocks, session_events
 from training.detection import (event_rate, false_lock_summary, rates_text, replay_session, same_setup,
                                 setup_lines, time_to_lock_by_setup, time_to_lock_summary)
 from training.enrol import enrol
-from training.evaluate import WINDOWS, _users, _window_scores
+from training.evaluate import _auc_row, _users
 from training.fit import FitConfig, FitError, load_encoder
 from training.metrics import auc_eer
 from training.pool import load_pool
@@ -95,11 +95,7 @@ def enrolment_protocol(args, log) -> dict:
                              "threshold": threshold, "session_auc": m["auc"],
                              "heldout_block_auc": summary["metrics"]["heldout_block"]["auc"]})
             log(f"enrolment {user}: session AUC {m['auc']:.3f}, decision {window} block(s) < {threshold:.3f}")
-    summary = {f"k={k}": auc_eer(np.concatenate([_window_scores(p, k) for p in block_scores[True]]),
-                                 np.concatenate([_window_scores(p, k) for p in block_scores[False]]))
-               for k in WINDOWS}
-    summary["session"] = auc_eer(np.array([r["score"] for r in rows if r["genuine"]]),
-                                 np.array([r["score"] for r in rows if not r["genuine"]]))
+    summary = _auc_row(block_scores[True], block_scores[False])
     skipped = [u for u in per_user if "skipped" in u]
     aucs = [u["session_auc"] for u in per_user if u.get("session_auc") is not None]
     return {"protocol": "enrolment", "encoder": {"source": str(encoder_dir), **encoder_info},

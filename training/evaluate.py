@@ -191,8 +191,7 @@ def sessions_protocol(args, log) -> dict:
         # impostors at the owner's capture set-up only: what someone at the owner's desk looks like
         own_setup_summary[mode] = _auc_row(d["genuine"], d["impostor_own_setup"])
         for k in (1, 5):
-            rocs[f"{mode} k={k}"] = (np.concatenate([_window_scores(p, k) for p in d["genuine"]]),
-                                     np.concatenate([_window_scores(p, k) for p in d["impostor"]]))
+            rocs[f"{mode} k={k}"] = (_pooled_windows(d["genuine"], k), _pooled_windows(d["impostor"], k))
     return {"protocol": "sessions", "impostors": args.impostors, "summary": summary,
             "summary_own_setup_impostors": own_setup_summary, "encoder": encoder_info,
             "sessions_without_blocks": sorted(empty_sessions),
@@ -200,11 +199,15 @@ def sessions_protocol(args, log) -> dict:
             "session_rows": per_mode["transfer2"]["session_rows"], "_rocs": rocs}
 
 
+def _pooled_windows(runs: list[np.ndarray], k: int) -> np.ndarray:
+    """The means of k blocks (:func:`_window_scores`) of every run, pooled."""
+    return np.concatenate([np.empty(0)] + [_window_scores(p, k) for p in runs])
+
+
 def _auc_row(genuine: list[np.ndarray], impostor: list[np.ndarray]) -> dict:
     """Pooled AUC/EER of block scores, of means of k blocks and of whole sessions (a session
     without a block scores 0.5)."""
-    windows = lambda runs, k: np.concatenate([np.empty(0)] + [_window_scores(p, k) for p in runs])
-    row = {f"k={k}": auc_eer(windows(genuine, k), windows(impostor, k)) for k in WINDOWS}
+    row = {f"k={k}": auc_eer(_pooled_windows(genuine, k), _pooled_windows(impostor, k)) for k in WINDOWS}
     session = lambda runs: np.array([p.mean() if len(p) else 0.5 for p in runs])
     row["session"] = auc_eer(session(genuine), session(impostor))
     return row
