@@ -117,6 +117,7 @@ def detection_protocol(args, log) -> dict:
     users = _users(sessions, args.users)
     encoder_state, spec, encoder_info = _encoder(args, log, DEFAULT_SPEC)
     genuine_rows, impostor_rows, models, not_calibrated = [], [], [], []
+    rates = {s.key: event_rate(session_events(s), spec.gap) for s in sessions}  # once, not once per fold
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users):
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
         try:
@@ -133,10 +134,8 @@ def detection_protocol(args, log) -> dict:
         models.append({"model_user": user, "fold": f, "window": window, "threshold": threshold,
                        "seconds_per_block": fitted.seconds_per_block, "events_per_second": owner_rate})
         for s, genuine in [(s, True) for s in test_s] + [(s, False) for s in test_impostors]:
-            events = session_events(s)
-            row = {"model_user": user, "fold": f, "session": s.key,
-                   "same_setup": same_setup(event_rate(events, spec.gap), owner_rate),
-                   **replay_session(events, fitted, spec, window, threshold, grace)}
+            row = {"model_user": user, "fold": f, "session": s.key, "same_setup": same_setup(rates[s.key], owner_rate),
+                   **replay_session(session_events(s), fitted, spec, window, threshold, grace)}
             (genuine_rows if genuine else impostor_rows).append(row)
         mine = [r for r in genuine_rows if r["model_user"] == user and r["fold"] == f]
         log(f"detection {user} fold {f}: window {window}, threshold {threshold:.3f}; "

@@ -48,6 +48,7 @@ def enrolment_protocol(args, log) -> dict:
     grace = float(AgentConfig().grace_seconds)
     groups = (all_users[0::2], all_users[1::2])
     rows, per_user, genuine_replays, impostor_replays = [], [], [], []
+    rates = {s.key: event_rate(session_events(s), spec.gap) for s in sessions}  # once, not once per user
     block_scores = {True: [], False: []}
     for group in groups:
         exclude = [f"{args.dataset}/{u}" for u in group]
@@ -83,10 +84,8 @@ def enrolment_protocol(args, log) -> dict:
                     score = float(p.mean()) if len(p) else 0.5
                     (g if genuine else i).append(score)
                     block_scores[genuine].append(p)
-                    events = session_events(s)
-                    replay_row = {"model_user": user, "session": s.key,
-                                  "same_setup": same_setup(event_rate(events, spec.gap), owner_rate),
-                                  **replay_session(events, scorer, spec, window, threshold, grace)}
+                    replay_row = {"model_user": user, "session": s.key, "same_setup": same_setup(rates[s.key], owner_rate),
+                                  **replay_session(session_events(s), scorer, spec, window, threshold, grace)}
                     (genuine_replays if genuine else impostor_replays).append(replay_row)
                     rows.append({"model_user": user, "session": s.key, "genuine": genuine, "blocks": int(len(p)),
                                  "score": score})

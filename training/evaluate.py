@@ -34,7 +34,7 @@ import numpy as np
 from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
 from training.datasets import load_sessions, session_blocks, session_events
-from training.detection import event_rate, same_setup
+from training.detection import SAME_SETUP_FACTOR, event_rate, same_setup
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
 from training.identification import TEST_BLOCKS as PAPER_TEST_BLOCKS, identify
 from training.metrics import auc_eer, roc
@@ -162,12 +162,13 @@ def sessions_protocol(args, log) -> dict:
     modes = ("plain", "transfer2")
     per_mode = {m: {"genuine": [], "impostor": [], "impostor_own_setup": [], "session_rows": []} for m in modes}
     empty_sessions = set()
+    rates = {s.key: event_rate(session_events(s), spec.gap) for s in sessions}  # once, not once per fold
     for user, f, train_s, test_s, negatives, test_impostors in session_folds(sessions, users, args.impostors):
         neg_runs = [session_blocks(s, spec) for ss in negatives.values() for s in ss]
         pos_recordings = [session_events(s) for s in train_s]
         test_sessions = [(s, True) for s in test_s] + [(s, False) for s in test_impostors]
         owner_rate = event_rate(pos_recordings, spec.gap)
-        own_setup = {s.key: same_setup(event_rate(session_events(s), spec.gap), owner_rate) for s, _ in test_sessions}
+        own_setup = {s.key: same_setup(rates[s.key], owner_rate) for s, _ in test_sessions}
         for mode in modes:
             # exactly what `mouseguard train fit` does: split, fit, Platt-calibrate
             fitted = fit_calibrated(pos_recordings, neg_runs, spec, user=user, mode=mode,
@@ -251,7 +252,7 @@ def markdown(report: dict) -> str:
                   f"({len(report['sessions_without_blocks'])} sessions had no block and score 0.5).", ""]
         lines += sessions_table({m.upper(): r for m, r in report["summary"].items()}, "mode", "block")
         lines += ["", "The same, with only the impostor sessions recorded on the owner's capture set-up (event rate "
-                      "within 2x of the owner's training recordings): someone at the owner's desk.", ""]
+                      f"within {SAME_SETUP_FACTOR:g}x of the owner's training recordings): someone at the owner's desk.", ""]
         lines += sessions_table({m.upper(): r for m, r in report["summary_own_setup_impostors"].items()}, "mode", "block")
     return "\n".join(lines) + "\n"
 
