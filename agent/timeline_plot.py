@@ -13,6 +13,13 @@ from agent.states import COLOURS, LOCKED, PROTECTED
 W, PANEL_H, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 260, 60, 20, 34, 36
 
 
+def _label(d: ImageDraw.ImageDraw, at, text: str, colour, font) -> None:
+    """Text on a white patch, legible over bands and lines."""
+    left, top, right, bottom = d.textbbox(at, text, font=font)
+    d.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill="white")
+    d.text(at, text, fill=colour, font=font)
+
+
 def draw_timelines(panels, threshold: float, path) -> None:
     """``panels``: list of ``(title, verdicts, t0)``; writes a PNG to ``path``."""
     font = ImageFont.load_default()
@@ -37,22 +44,25 @@ def draw_timelines(panels, threshold: float, path) -> None:
             d.line([x, y1, x, y1 + 4], fill="black")
             d.text((x - 8, y1 + 8), f"{minute}m", fill="black", font=font)
         d.text((x0 + (x1 - x0) // 2 - 80, y1 + 20), "time in the session (min)", fill="black", font=font)
-        # threshold, dashed
+        # Layers from the back: lock bands, threshold, dots, rolling line, labels — so that no
+        # band hides a dot, the threshold or a label drawn before it.
+        locks = [xy(v.t, 0)[0] for v in verdicts if v.verdict.act]
+        for x in locks:
+            d.rectangle([x - 3, y0 + 1, x + 3, y1 - 1], fill=(250, 200, 205))
         _, ty = xy(t0, threshold)
         for x in range(x0, x1, 12):
             d.line([x, ty, min(x + 6, x1), ty], fill=COLOURS[LOCKED], width=1)
-        d.text((x1 - 120, ty - 14), f"threshold {threshold:.3g}", fill=COLOURS[LOCKED], font=font)
-        last_label = -1e9
         for v in verdicts:
             x, y = xy(v.t, v.verdict.score)
             d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(150, 150, 150))
-            if v.verdict.act:
-                d.rectangle([x - 3, y0 + 1, x + 3, y1 - 1], fill=(250, 200, 205))
-                if x - last_label > 40:  # labels of locks close together would overprint
-                    d.text((x + 5, y0 + 4), "lock", fill=COLOURS[LOCKED], font=font)
-                    last_label = x
         line = [xy(v.t, v.verdict.rolling) for v in verdicts if v.verdict.rolling is not None]
         if len(line) > 1:
             d.line(line, fill=COLOURS[PROTECTED], width=2)
+        _label(d, (x1 - 120, ty - 14), f"threshold {threshold:.3g}", COLOURS[LOCKED], font)
+        last_label = -1e9
+        for x in locks:
+            if x - last_label > 40:  # labels of locks close together would overprint
+                _label(d, (x + 5, y0 + 4), "lock", COLOURS[LOCKED], font)
+                last_label = x
         d.text((x1 - 300, top + 10), "dots: block P(genuine)   line: rolling score", fill=(90, 90, 90), font=font)
     img.save(path)
