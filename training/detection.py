@@ -158,7 +158,15 @@ def rates_text(report: dict) -> tuple[str, str]:
     """False locks per 8 active hours and the median seconds to lock, as the reports print them."""
     fl, ttl = report["false_locks"], report["time_to_lock"]
     return ("–" if fl["per_hour"] is None else f"{8 * fl['per_hour']:.2f}",
-            "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s")
+            _median_text(ttl))
+
+
+def _median_text(ttl: dict) -> str:
+    return "not reached" if ttl["median_seconds"] is None else f"{ttl['median_seconds']:.0f} s"
+
+
+def _within_text(ttl: dict) -> str:
+    return ", ".join(f"{100 * v:.0f} %" for v in ttl["locked_within"].values())
 
 
 def markdown_lines(report: dict) -> list[str]:
@@ -176,8 +184,7 @@ def markdown_lines(report: dict) -> list[str]:
         f"| median active seconds to lock | **{median}** | ≤ 20 s |",
     ]
     if ttl["sessions"]:
-        lines.append("| locked within " + ", ".join(f"{s} s" for s in WITHIN_SECONDS) + " | "
-                     + ", ".join(f"{100 * v:.0f} %" for v in ttl["locked_within"].values()) + " | |")
+        lines.append("| locked within " + ", ".join(f"{s} s" for s in WITHIN_SECONDS) + f" | {_within_text(ttl)} | |")
     lines += ["", *setup_lines(report)]
     if report["folds_not_calibrated"]:
         lines += ["", f"{len(report['folds_not_calibrated'])} fold(s) could not be calibrated (too little held-out "
@@ -198,9 +205,7 @@ def setup_lines(report: dict) -> list[str]:
         if not t["sessions"]:
             lines.append(f"| {name} | 0 | | | |")
             continue
-        median = "not reached" if t["median_seconds"] is None else f"{t['median_seconds']:.0f} s"
-        lines.append(f"| {name} | {t['sessions']} | {t['locked']} | {median} | "
-                     + ", ".join(f"{100 * v:.0f} %" for v in t["locked_within"].values()) + " |")
+        lines.append(f"| {name} | {t['sessions']} | {t['locked']} | {_median_text(t)} | {_within_text(t)} |")
     return lines
 
 
@@ -211,17 +216,19 @@ def plot_time_to_lock(report: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     rows = report["impostor_sessions"]
-    times = np.sort([r["seconds_to_lock"] for r in rows if r["seconds_to_lock"] is not None])
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    if len(rows):
-        ax.step(np.concatenate(([0.0], times)), np.arange(len(times) + 1) / len(rows), where="post",
-                label=f"impostor sessions locked ({len(times)} of {len(rows)})")
-    for same, name, style in ((True, "owner's set-up", "--"), (False, "another set-up", ":")):
-        part = [r for r in rows if r.get("same_setup") == same]
+
+    def curve(part, label, **style):
+        """The share of ``part`` locked by each active second; never-locked sessions count too."""
         t = np.sort([r["seconds_to_lock"] for r in part if r["seconds_to_lock"] is not None])
         if part:
-            ax.step(np.concatenate(([0.0], t)), np.arange(len(t) + 1) / len(part), where="post", ls=style, lw=1,
-                    label=f"of them, {name} ({len(t)} of {len(part)})")
+            ax.step(np.concatenate(([0.0], t)), np.arange(len(t) + 1) / len(part), where="post",
+                    label=f"{label} ({len(t)} of {len(part)})", **style)
+        return t
+
+    times = curve(rows, "impostor sessions locked")
+    for same, name, style in ((True, "owner's set-up", "--"), (False, "another set-up", ":")):
+        curve([r for r in rows if r.get("same_setup") == same], f"of them, {name}", ls=style, lw=1)
     ax.axvline(GOAL_MEDIAN_SECONDS, color="grey", ls="--", lw=0.8, label=f"goal: half within {GOAL_MEDIAN_SECONDS:.0f} s")
     ax.axhline(0.5, color="grey", ls=":", lw=0.8)
     per8, _ = rates_text(report)
