@@ -8,7 +8,6 @@ agent's own commands never import onnxruntime or torch needlessly; ``train`` nee
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 from agent import __version__
@@ -165,7 +164,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command in ("train", "bench"):
-            if importlib.util.find_spec("torch") is None:  # agent/ itself never imports torch
+            from agent.enrolment import training_available
+
+            if not training_available():
                 raise MouseguardError(
                     f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
                     "(CPU-only wheel: see README, 'Install')"

@@ -51,12 +51,24 @@ def read_recordings(files: list) -> list:
     return recordings
 
 
+def training_available() -> bool:
+    """Whether the ``[train]`` extra's PyTorch is installed — looked up, not imported: agent/
+    never imports torch."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def require_training() -> None:
+    """Refuse at once when a model cannot be trained here, before any recording or reading
+    that would only end in that error (a runtime-only install has no torch)."""
+    if not training_available():
+        raise MouseguardError("training a model needs PyTorch: pip install 'mouseguard[train]' "
+                              "(see README, 'Install'); 'mouseguard record' records without it")
+
+
 def train_from(recordings: list, files: list, user: str, config, epochs: int = 16) -> dict:
     """Enrol ``user`` from the events of ``recordings`` (read from ``files``); returns the
     enrolment summary."""
-    if importlib.util.find_spec("torch") is None:  # checked, not imported: agent/ never imports torch
-        raise MouseguardError("training a model needs PyTorch: pip install 'mouseguard[train]' "
-                              "(see README, 'Install')")
+    require_training()
     from agent.paths import user_model_dir
     from training.enrol import enrol
     from training.fit import FitConfig
@@ -71,6 +83,7 @@ def enroll_cmd(args) -> int:
     from agent.config import effective_user, load_config
     from agent.paths import recordings_dir, user_model_dir
 
+    require_training()
     config = load_config()
     user = args.user or effective_user(config)
     if args.from_files:
@@ -95,13 +108,13 @@ def enroll_cmd(args) -> int:
         if not files:
             raise MouseguardError("nothing was recorded")
         recordings = read_recordings(files)
+    from training.enrol import describe  # torch is there: require_training() above
     from training.fit import FitError
 
     try:
         summary = train_from(recordings, files, user, config, epochs=args.epochs)
     except FitError as exc:
         raise MouseguardError(f"{exc}; nothing was changed") from None
-    from training.enrol import describe
 
     print(f"enrolled {user}: model in {user_model_dir(user)}")
     print(describe(summary))

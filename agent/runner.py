@@ -61,7 +61,6 @@ class Agent:
         self.supervisor = None
         self.buffer = None
         self.model = None
-        self.lock_events: list[tuple[float, str]] = []
 
     # -- state ------------------------------------------------------------------------------
 
@@ -130,8 +129,17 @@ class Agent:
                 self.set_state(self.mode, self.mode_detail)
                 self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
             return
-        if self.config.enrolment.auto:
+        from agent.enrolment import training_available
+
+        if self.config.enrolment.auto and training_available():
             self._learn()
+        elif self.config.enrolment.auto:
+            # learning would record for half an hour and then fail to train, again every 10 minutes
+            self.mode, self.mode_detail = states.NOT_ENROLLED, "enrolment needs PyTorch: pip install 'mouseguard[train]'"
+            self.set_state(self.mode, self.mode_detail)
+            self.tray.notify("mouseguard is not protecting yet",
+                             "No model for you yet, and this installation cannot train one: "
+                             "install mouseguard[train], then run 'mouseguard enroll'.")
         else:
             self.mode, self.mode_detail = states.NOT_ENROLLED, "run 'mouseguard enroll'"
             self.set_state(self.mode, self.mode_detail)
@@ -188,7 +196,6 @@ class Agent:
                 reason = (f"mean P(genuine) of the last {self.consumer.pipeline.decision.window} blocks "
                           f"{v.verdict.rolling:.3f} < {self.consumer.pipeline.decision.threshold:.3f}")
                 outcome = self.actor.act(reason)
-                self.lock_events.append((time.time(), outcome))
                 # The person now at the mouse is judged afresh after the grace period.
                 self.consumer.pipeline.cutter.flush()
                 self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")

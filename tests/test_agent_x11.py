@@ -153,6 +153,25 @@ def test_no_model_learns_then_protects(make_agent, synth_model, tmp_path, xserve
         agent.stop()
 
 
+def test_no_model_and_no_torch_says_so_instead_of_learning(synth_model, tmp_path, xserver, monkeypatch):
+    # a runtime-only install: learning would record for half an hour and then fail to train
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch cannot be imported, as without [train]
+    config = Config(enrolment=EnrolmentConfig(minutes=0.01, auto=True))
+    tray = RecordingTray()
+    agent = Agent(config, tray, Actor("log", FakeLocker(), tray.notify), model_dir=tmp_path / "models" / "alice",
+                  user="alice", status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec", heartbeat=0.5)
+    try:
+        agent.start()
+        wait_for(lambda: agent.hook_ok, what="the hook")
+        xserver.xdotool(*sum((["mousemove", str(50 + 7 * i), str(60 + 5 * i)] for i in range(60)), []))
+        time.sleep(1.0)
+        assert tray.state == states.NOT_ENROLLED and "PyTorch" in agent.detail
+        assert any("cannot train" in message for _, message in tray.notifications)
+        assert not (tmp_path / "rec").exists()  # nothing recorded for a training that cannot happen
+    finally:
+        agent.stop()
+
+
 def test_run_command_logs_decisions(synth_model, xserver, tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "MOUSEGUARD_HOME": str(home), "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11"}

@@ -37,6 +37,14 @@ def test_install_sh_runtime_only_then_uninstall(tmp_path):
     train = subprocess.run([str(mouseguard), "train", "pretrain", "--data", "x", "--out", "y"], env=env,
                            capture_output=True, text=True)
     assert train.returncode == 2 and "needs PyTorch" in train.stderr
+    # enrolment without torch: refused at once in one line — before reading files, and before
+    # recording half an hour of movement it could not train on (no X server is needed to say so)
+    for args in (["--from", str(ROOT / "models" / "demo" / "genuine.csv.gz")], ["--minutes", "1"]):
+        enroll = subprocess.run([str(mouseguard), "enroll", *args], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert enroll.returncode == 2 and enroll.stderr.count("\n") == 1, enroll.stderr
+        assert "needs PyTorch" in enroll.stderr and "mouseguard record" in enroll.stderr
+    assert not (tmp_path / "mg" / "data").exists()  # nothing recorded, no model written
     un = subprocess.run(["bash", str(ROOT / "installer" / "uninstall.sh"), "--yes"], env=env,
                         capture_output=True, text=True, timeout=120)
     assert un.returncode == 0, un.stderr
