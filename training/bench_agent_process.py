@@ -117,41 +117,17 @@ def overhead(p: dict) -> dict:
         profiler = cProfile.Profile(time.thread_time)  # CPU time: the thread's waits cost nothing
 
     class TimedPipelineThread(PipelineThread):
-        """The agent's consumer thread, unchanged (``gather`` 0), reporting its own CPU time when
-        it ends; with ``gather`` > 0 the loop proposed for agent/pipeline.py instead."""
-
-        gather = float(p.get("gather", 0.0))
+        """The agent's consumer thread, unchanged, reporting its own CPU time when it ends."""
 
         def run(self):
             if profiler is not None:
                 profiler.enable()  # cProfile hooks the thread that enables it
             try:
-                if self.gather:
-                    self._run_gathering()
-                else:
-                    super().run()
+                super().run()
             finally:
                 thread_cpu["pipeline"] = time.thread_time()
                 if profiler is not None:
                     profiler.disable()
-
-        def _run_gathering(self):
-            # The change proposed for agent/pipeline.py, measured here beside the shipped loop:
-            # after a wake-up, let input gather for `gather` seconds before draining it.
-            while not self._stop_event.is_set():
-                if not self.buffer.wait(self.poll):
-                    continue
-                self._stop_event.wait(self.gather)
-                events, _injected = self.buffer.drain()
-                if self.paused.is_set() or len(events) == 0:
-                    continue
-                try:
-                    out = self.pipeline.feed(events)
-                except Exception as exc:
-                    self.on_error(exc)
-                    continue
-                if out:
-                    self.on_verdicts(out)
 
     def feeder():
         # Plays the hook: each event is put at its paced time, stamped with the live clock.
@@ -179,7 +155,7 @@ def overhead(p: dict) -> dict:
     deadline = time.monotonic() + 5.0
     while len(buffer) and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(max(consumer.poll, float(p.get("gather", 0.0))) + 0.1)
+    time.sleep(max(consumer.poll, consumer.gather) + 0.1)
     consumer.stop(timeout=5.0)
     cpu1, wall1 = _cpu_seconds(), time.perf_counter()
     process_cpu = cpu1 - cpu0
