@@ -37,7 +37,7 @@ class RollingDecision:
         self.state = states.PROTECTED
 
     def reset(self, now: float = float("-inf")) -> None:
-        """Forget the window (after a lock, a pause or a gap) and start a grace period at ``now``."""
+        """Forget the window (after a lock, or on resuming from a pause) and start a grace period at ``now``."""
         self._scores.clear()
         self._grace_until = now + self.grace_seconds
         self.state = states.PROTECTED

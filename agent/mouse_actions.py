@@ -23,7 +23,7 @@ cutter drops them too). The thresholds are the :class:`ActionSpec` fields:
 
 Each action records when it started and ended, where it ended (the click position for clicks),
 its path length, the straight distance covered, how long the pointer moved and how long the
-button was held. The screen areas of the 3x3 grid are assigned later (``agent.patterns``),
+button was held. The screen areas of the 3x3 grid are assigned later (``agent.pattern_features``),
 from screen bounds kept in the model's manifest: this project's capture records no screen
 size, application or window, so Shen et al.'s application type and window position are not
 available here.

@@ -7,10 +7,9 @@ are tested. Blocks of one session sit on both sides and the test impostors were 
 training, so its figures are optimistic; they are here to compare with the paper.
 
 ``sessions`` — the honest protocol: each user's sessions split into two folds and the other
-users into two groups. A model fitted as ``mouseguard train fit`` fits one (the last fifth of
-each training session held out for score calibration) on fold A of the user against group
-A's users is
-tested on fold B of the user against group B's users (never seen in training), then the
+users into two groups. A model fitted as ``mouseguard train fit`` fits one (part of the
+training sessions held out for score calibration, :mod:`training.personal`) on fold A of the
+user against group A's users is tested on fold B of the user against group B's users (never seen in training), then the
 other way round, so every session is tested exactly once as genuine. With ``--impostors
 seen`` the other users' sessions alternate between the folds too (Balabit's official test:
 impostors are the other enrolled users, on sessions not trained on). Test sessions are cut

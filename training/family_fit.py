@@ -1,8 +1,8 @@
 """One user's model of the ``features`` or ``patterns`` family: fit, calibrate, export.
 
-Like ``training.personal`` for the CNN: each recording is split in time, the head trains and
-the tail (never seen in training) scores the model and calibrates the decision with
-``training.calibrate``. The features family learns against other users (as the CNN does); the
+Each recording is split in time (unlike ``training.personal`` for the CNN, which holds out
+whole recordings when there are two or more): the head trains and the tail (never seen in
+training) scores the model and calibrates the decision with ``training.calibrate``. The features family learns against other users (as the CNN does); the
 patterns family learns from the user's recordings alone: other users' recordings, when the
 data has them, are scored only to report how the model does against them, never to fit or
 calibrate it.

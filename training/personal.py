@@ -1,8 +1,10 @@
 """One user's model, end to end: split, fit, score held-out data, calibrate, export.
 
-Used by ``mouseguard train fit`` and by enrolment. Each genuine and impostor session is split
-in time: the first part trains, the last part (never seen in training) scores the model and
-calibrates the decision, so the threshold is set on blocks the model has not learnt.
+Used by ``mouseguard train fit`` and by enrolment. Part of the owner's movement is held out —
+the last whole recordings when there are two or more, else the tail of the one — and part of
+the impostors' (the tail of each session, or whole users never trained on, as enrolment does):
+the held-out part, never seen in training, scores the model and calibrates the decision, so
+the threshold is set on blocks the model has not learnt (:func:`training_heads`).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
 
     ``genuine_recordings``: the user's event arrays, in time order; the training part of each
     is cut ``cfg.tilings`` ways (:func:`extra_tilings`), the held-out part once, as the agent
-    cuts. ``impostor_runs``: other users' blocks, split in time like the genuine ones, unless
+    cuts. ``impostor_runs``: other users' blocks, each run's tail held out (:func:`split_runs`), unless
     ``impostor_heldout_runs`` gives separate impostors (whole users never seen in training) for
     the held-out side.
     """
