@@ -23,6 +23,7 @@ import numpy as np
 
 from agent import states
 from agent.model_dir import ModelError, load_model_dir
+from agent.status import HEARTBEAT_SECONDS
 
 log = logging.getLogger("mouseguard.agent")
 
@@ -35,7 +36,7 @@ def live_clock() -> float:
 
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
-                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = 30.0):
+                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS):
         self.config = config
         self.tray = tray
         self.actor = actor

@@ -28,7 +28,7 @@ from agent.blocks import BlockSpec
 from agent.files import atomic_write_text, private_dir
 from agent.model_dir import sha256_file
 from agent.recordings import read_recording, write_recording
-from training.datasets import balabit_sessions, sapimouse_sessions, session_blocks, session_events
+from training.datasets import balabit_sessions, blocks_by_user, sapimouse_sessions, session_blocks, session_events
 from training.enrol import enrol
 from training.fit import FitConfig, pretrain, save_encoder
 from training.pool import fingerprints, save_pool
@@ -79,10 +79,7 @@ def build(data_dir, out_dir, spec: BlockSpec, cfg: FitConfig, log) -> dict:
     sapi = sapimouse_sessions(data_dir / "sapimouse")
     bala = balabit_sessions(data_dir / "balabit-training")
 
-    by_user: dict[str, list] = {}
-    for s in sapi:
-        by_user.setdefault(s.user, []).append(session_blocks(s, spec))
-    by_user = {u: np.concatenate(b) for u, b in by_user.items()}
+    by_user = blocks_by_user(sapi, spec)
     log(f"encoder: pre-training on SapiMouse, {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
     model, users = pretrain(by_user, spec, cfg, log=log)
     save_encoder(model, spec, out_dir / "encoder", {"dataset": "sapimouse", "users": users,

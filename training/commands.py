@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import sys
 
-import numpy as np
 
 from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
-from training.datasets import DatasetError, load_sessions, session_blocks, session_events
+from training.datasets import DatasetError, blocks_by_user, load_sessions, session_blocks, session_events
 from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
 
 
@@ -67,11 +66,7 @@ def cmd_pretrain(args) -> int:
     sessions = load_sessions(args.dataset, args.data)
     users = select_users(dict.fromkeys(s.user for s in sessions), args.users)
     spec = parse_spec(args.spec)
-    by_user = {}
-    for s in sessions:
-        if s.user in users:
-            by_user.setdefault(s.user, []).append(session_blocks(s, spec))
-    by_user = {u: np.concatenate(b) for u, b in by_user.items()}
+    by_user = blocks_by_user([s for s in sessions if s.user in users], spec)
     _say(f"pre-training on {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
     model, names = pretrain(by_user, spec, cfg, log=_say)
     save_encoder(model, spec, args.out, {"dataset": args.dataset, "users": names,

@@ -108,6 +108,7 @@ def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
 
 
 def blocks_by_user(sessions, spec: BlockSpec) -> dict[str, np.ndarray]:
+    """Every session's blocks, concatenated per user (what pre-training learns from)."""
     out: dict[str, list] = {}
     for s in sessions:
         out.setdefault(s.user, []).append(session_blocks(s, spec))

@@ -32,7 +32,7 @@ import numpy as np
 
 from agent.blocks import DEFAULT_SPEC, SEED_SPEC
 from agent.files import atomic_write_text, private_dir
-from training.datasets import load_sessions, session_blocks, session_events
+from training.datasets import blocks_by_user, load_sessions, session_blocks, session_events
 from training.detection import SAME_SETUP_FACTOR, event_rate, same_setup
 from training.fit import FitConfig, fit_user, load_encoder, predict, pretrain
 from training.identification import TEST_BLOCKS as PAPER_TEST_BLOCKS, identify
@@ -42,7 +42,7 @@ from training.personal import fit_calibrated
 PAPER_SIZES = ("300", "ALL")
 MODES = ("plain", "transfer1", "transfer2")
 WINDOWS = (1, 3, 5, 10)
-PAPER_FIGURES = "seed paper (Balabit, own protocol): ALL/TRANSFER2 AUC 0.98"
+PAPER_FIGURES = "Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."
 
 
 def _encoder(args, log, spec):
@@ -52,10 +52,7 @@ def _encoder(args, log, spec):
         return state, spec, {"source": str(args.encoder), **{k: info.get(k) for k in ("dataset", "epochs")}}
     sapi = Path(args.sapimouse) if args.sapimouse else Path(args.data).parent / "sapimouse"
     sessions = load_sessions("sapimouse", sapi)
-    by_user: dict[str, list] = {}
-    for s in sessions:
-        by_user.setdefault(s.user, []).append(session_blocks(s, spec))
-    by_user = {u: np.concatenate(b) for u, b in by_user.items()}
+    by_user = blocks_by_user(sessions, spec)
     log(f"pre-training the encoder on SapiMouse: {len(by_user)} users, {sum(map(len, by_user.values()))} blocks")
     model, _ = pretrain(by_user, spec, FitConfig(epochs=args.epochs, seed=args.seed))
     return model.encoder.state_dict(), spec, {"source": f"pre-trained on {sapi}", "users": len(by_user)}
@@ -231,7 +228,7 @@ def markdown(report: dict) -> str:
         lines += ["", "| identification | accuracy | users | test blocks |", "|---|---|---|---|"]
         for rem, r in report["identification"].items():
             lines.append(f"| {rem} | {_fmt(r['accuracy'])} | {r['users']} | {r['test_blocks']} |")
-        lines += ["", "Paper (Balabit, its own protocol): ALL/TRANSFER2 AUC 0.98."]
+        lines += ["", PAPER_FIGURES]
     elif report["protocol"] == "detection":
         from training.detection import markdown_lines
 

@@ -29,6 +29,7 @@ from agent.segment_features import SegmentSpec, extract_segments, segment_featur
 from training.calibrate import calibrate
 from training.datasets import _events, load_sessions
 from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds, sessions_table, write_report
+from training.family_fit import HOLDOUT, PATTERN_WINDOWS  # evaluated as the fit splits and decides
 from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
 from training.fit import FitError
 from training.metrics import auc_eer
@@ -37,8 +38,6 @@ from training.patterns import DETECTORS, PatternsConfig, PatternsModel
 #: Overlapping segments for the leak demonstration: a new segment every 10 events (80 % overlap).
 OVERLAP_STRIDE = 10
 OPEN_SET_EVERY = 6
-HOLDOUT = 0.2
-PATTERN_WINDOWS = (1, 3, 5)
 PUBLISHED = {
     "features": "Youssef & Mahdi (2025), SapiMouse 120 users, random 80/20 split of segments: accuracy 99.24 %",
     "patterns": "Shen et al. (own data set, own protocol): FAR 0.37 %, FRR 1.12 %",
