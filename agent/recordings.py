@@ -29,6 +29,8 @@ from agent.files import atomic_open
 HEADER = ("client timestamp", "button", "state", "x", "y")
 BALABIT_HEADER = ("record timestamp",) + HEADER
 FORMATS = ("auto", "recording", "balabit", "sapimouse")
+# x and y are stored as int32: a magnitude at or past this (or NaN) would be cast to garbage.
+COORDINATE_LIMIT = 2**31
 
 
 class RecordingError(MouseguardError, ValueError):
@@ -41,6 +43,12 @@ def _open_text(path: Path):
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+#: Timestamps may step back now and then (SapiMouse: 3 steps in one session, by at most 67 ms;
+#: Balabit and the agent's monotonic clock: never), but a file that does so at more than 1 % of
+#: its steps is reversed or shuffled, and its blocks would be scored as movement that never was.
+BACKWARD_SHARE = 0.01
 
 
 def read_recording(path: str | os.PathLike, fmt: str = "auto") -> np.ndarray:
@@ -74,6 +82,10 @@ def read_recording(path: str | os.PathLike, fmt: str = "auto") -> np.ndarray:
         )
     body = rows[1:]
     events = _parse_rows(path, body, skip)
+    backward = int(np.count_nonzero(np.diff(events["t"]) < 0))
+    if backward > max(10, BACKWARD_SHARE * (len(events) - 1)):
+        raise RecordingError(f"{path}: the timestamps go back in time at {backward} of {len(events) - 1} "
+                             "steps; a recording lists its events in time order")
     if fmt == "sapimouse" or (fmt == "auto" and skip == 0 and _looks_like_milliseconds(events["t"])):
         events["t"] /= 1000.0
     return events
@@ -91,8 +103,14 @@ def _parse_rows(path: Path, body: list[list[str]], skip: int) -> np.ndarray:
         events["t"] = np.asarray(cols[skip], dtype=np.float64)
         events["button"] = [BUTTON_CODES[b] for b in cols[skip + 1]]
         events["state"] = [STATE_CODES[s] for s in cols[skip + 2]]
-        events["x"] = np.asarray(cols[skip + 3], dtype=np.float64)
-        events["y"] = np.asarray(cols[skip + 4], dtype=np.float64)
+        x = np.asarray(cols[skip + 3], dtype=np.float64)
+        y = np.asarray(cols[skip + 4], dtype=np.float64)
+        # checked before the int32 cast, which turns NaN, inf and overflow into -2**31
+        # with only a numpy warning
+        if not (_coordinates_fit(x).all() and _coordinates_fit(y).all()):
+            raise ValueError
+        events["x"] = x
+        events["y"] = y
         if not np.isfinite(events["t"]).all():
             raise ValueError
     except (ValueError, KeyError, OverflowError):
@@ -118,11 +136,16 @@ def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int) -> 
             return f"{where}: unknown state {state!r} (expected one of {', '.join(STATES)})"
         for name, value in (("x", x), ("y", y)):
             try:
-                if abs(float(value)) >= 2**31 or float(value) != float(value):
+                if not _coordinates_fit(float(value)):
                     raise ValueError
             except ValueError:
                 return f"{where}: coordinate {name}={value!r} is not a number in range"
     return f"{path}: malformed recording"
+
+
+def _coordinates_fit(values):
+    """Whether coordinates are numbers that fit the int32 fields (fractions are truncated)."""
+    return np.abs(values) < COORDINATE_LIMIT  # False for NaN as well
 
 
 def _looks_like_milliseconds(t: np.ndarray) -> bool:

@@ -1,6 +1,9 @@
 import gzip
 import os
 import stat
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -95,3 +98,93 @@ def test_writes_leave_existing_folders_modes_alone(tmp_path):
     assert stat.S_IMODE(os.stat(shared / "model").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(shared / "new").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(shared / "new" / "deep").st_mode) == 0o700
+
+
+# Coordinates land in int32 fields: a value that is not a finite number inside that range
+# used to be cast to garbage (-2147483648) with only a numpy RuntimeWarning, and the file
+# was scored.
+OUT_OF_RANGE = ["nan", "inf", "-inf", "1e300", "5000000000", "2147483648", "-2147483649"]
+GOOD_ROWS = ["0.1,NoButton,Move,1,2", "0.2,NoButton,Move,3.5,4", "0.3,Left,Pressed,65535,7"]
+
+
+def _write(path, rows, balabit):
+    header = "client timestamp,button,state,x,y"
+    if balabit:  # Balabit: a leading network-monitor timestamp column
+        header = "record timestamp," + header
+        rows = [f"{i}.0,{row}" for i, row in enumerate(rows)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+@pytest.mark.parametrize("balabit", [False, True], ids=["recording", "balabit"])
+@pytest.mark.parametrize("axis", ["x", "y"])
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+def test_coordinate_not_finite_or_outside_int32_names_first_bad_line(tmp_path, balabit, axis,
+                                                                    value):
+    bad = f"0.4,NoButton,Move,{value},9" if axis == "x" else f"0.4,NoButton,Move,9,{value}"
+    # a second bad row further down: the message must name the first one (line 5)
+    path = tmp_path / "bad.csv"
+    _write(path, GOOD_ROWS + [bad, "0.5,NoButton,Move,1,2", "0.6,NoButton,Move,nan,nan"], balabit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy cast warning on the way to the error
+        with pytest.raises(RecordingError) as err:
+            read_recording(path)
+    message = str(err.value)
+    assert message == f"{path}:5: coordinate {axis}={value!r} is not a number in range"
+
+
+def test_first_bad_line_wins_whatever_the_kind_of_fault(tmp_path):
+    path = tmp_path / "bad.csv"
+    _write(path, GOOD_ROWS + ["0.4,NoButton,Move,inf,2", "0.5,NoButton,Fly,1,2"], balabit=False)
+    with pytest.raises(RecordingError, match=r":5: coordinate x='inf'"):
+        read_recording(path)
+    _write(path, GOOD_ROWS + ["0.4,NoButton,Fly,1,2", "0.5,NoButton,Move,inf,2"], balabit=False)
+    with pytest.raises(RecordingError, match=r":5: unknown state 'Fly'"):
+        read_recording(path)
+
+
+@pytest.mark.parametrize("balabit", [False, True], ids=["recording", "balabit"])
+def test_fractional_and_large_screen_coordinates_still_read(tmp_path, balabit):
+    # Real data has fractional coordinates (browser zoom) and Balabit goes up to 65535;
+    # the int32 limits themselves are the edge of what fits.
+    rows = GOOD_ROWS + ["0.4,NoButton,Move,-1280.75,1e3",
+                        "0.5,NoButton,Move,2147483647,-2147483647.5"]
+    path = tmp_path / "ok.csv"
+    _write(path, rows, balabit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ev = read_recording(path)
+    np.testing.assert_array_equal(ev["x"], [1, 3, 65535, -1280, 2147483647])
+    np.testing.assert_array_equal(ev["y"], [2, 4, 7, 1000, -2147483647])
+
+
+def test_score_command_rejects_nan_coordinate_with_one_line(tmp_path):
+    path = tmp_path / "nan.csv"
+    _write(path, GOOD_ROWS + ["0.4,NoButton,Move,nan,2"], balabit=False)
+    root = os.path.dirname(os.path.dirname(FIX))
+    model = os.path.join(root, "models", "demo", "model")
+    done = subprocess.run([sys.executable, "-m", "agent", "score", "--model", model, str(path)],
+                          capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode != 0 and done.stdout == ""
+    expected = f"{path}:5: coordinate x='nan' is not a number in range"
+    assert done.stderr == f"mouseguard: error: {expected}\n"
+
+
+@pytest.mark.parametrize("order", ["reversed", "shuffled"])
+def test_events_out_of_time_order_are_refused(tmp_path, order):
+    events = make_events((i * 0.01, NO_BUTTON, MOVE, i, i) for i in range(200))
+    if order == "reversed":
+        events = events[::-1]
+    else:
+        events = events[np.random.default_rng(0).permutation(len(events))]
+    path = tmp_path / "x.csv"
+    write_recording(path, events)
+    with pytest.raises(RecordingError, match="go back in time"):
+        read_recording(path)
+
+
+def test_a_few_steps_back_in_time_are_accepted(tmp_path):
+    t = np.arange(2000) * 0.01
+    t[[500, 900, 1500]] -= 0.02  # like SapiMouse's user101: three small steps back
+    path = tmp_path / "x.csv"
+    write_recording(path, make_events((ti, NO_BUTTON, MOVE, i, i) for i, ti in enumerate(t)))
+    assert len(read_recording(path)) == 2000
