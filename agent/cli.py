@@ -66,19 +66,48 @@ def _add_train(sub) -> None:
     p.add_argument("--impostors", choices=["unseen", "seen"], default="unseen",
                    help="sessions protocol: test impostors never seen in training (default), or the other "
                         "users' other sessions, as in Balabit's official test")
-    p.add_argument("--enrol-sessions", type=_at_least_one, default=2,
+    p.add_argument("--enrol-sessions", type=_whole(1, 1000), default=2,
                    help="enrolment protocol: sessions per user to enrol from (default 2)")
     _add_fit_options(p)
 
 
-def _at_least_one(text: str) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its refusals in one line (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _whole(lo: int, hi: int):
+    """An argparse type: a whole number within [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = lo - 1
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi}, got {text!r}")
+        return n
+    return parse
+
+
+#: Epochs: 1 to 1,000 (the default 16 takes ~25 s on a core; 1,000 is a day's fit, enough for an experiment).
+_epochs = _whole(1, 1000)
+#: torch and numpy take seeds from 0 to 2**32 - 1.
+_seed = _whole(0, 2**32 - 1)
+#: Tilings start at steps spread over one block, so more than a block's 128 events repeat starts.
+_tilings = _whole(1, 128)
+
+
+def _noise(text: str) -> float:
+    """Noise augmentation: ±N on the block's features, 0 (off) to 1 (the paper used 0.2)."""
     try:
-        n = int(text)
+        x = float(text)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return n
+        x = -1.0
+    if not 0 <= x <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return x
 
 
 def _rate(text: str) -> float:
@@ -93,15 +122,15 @@ def _rate(text: str) -> float:
 
 
 def _add_fit_options(p) -> None:
-    p.add_argument("--epochs", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=0.0, help="uniform noise augmentation (±N; paper: 0.2)")
-    p.add_argument("--tilings", type=int, help="per-user fits: cut each training recording this many ways, "
+    p.add_argument("--epochs", type=_epochs, default=16)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--noise", type=_noise, default=0.0, help="uniform noise augmentation (±N; paper: 0.2)")
+    p.add_argument("--tilings", type=_tilings, help="per-user fits: cut each training recording this many ways, "
                    "from starts spread over one block (default 4; 1 = one cut, as the seed paper)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mouseguard",
         description="Continuous authentication from mouse dynamics: learns how you move the mouse, "
         "then locks the session when someone else is at it.",
@@ -139,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, help="minutes of active movement to record (default: config)")
     p.add_argument("--from", dest="from_files", nargs="+", metavar="FILE",
                    help="enrol from these recordings instead of recording now")
-    p.add_argument("--epochs", type=int, default=16, help=argparse.SUPPRESS)
+    p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
 
     sub.add_parser("status", help="what the running agent is doing (or that it is not running)")
 
@@ -159,34 +188,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args) -> int:
+    if args.command in ("train", "bench"):
+        from agent.enrolment import training_available
+
+        if not training_available():
+            raise MouseguardError(
+                f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
+                "(CPU-only wheel: see README, 'Install')"
+            )
+        if args.command == "bench":
+            from training import bench
+
+            return bench.run(args)
+        from training import commands
+
+        return commands.run(args)
+    from agent import commands
+
+    return commands.run(args)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command in ("train", "bench"):
-            from agent.enrolment import training_available
-
-            if not training_available():
-                raise MouseguardError(
-                    f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
-                    "(CPU-only wheel: see README, 'Install')"
-                )
-            if args.command == "bench":
-                from training import bench
-
-                return bench.run(args)
-            from training import commands
-
-            return commands.run(args)
-        from agent import commands
-
-        return commands.run(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # inside the try: a full disk under stdout is reported like any error
+        return code
     except MouseguardError as exc:
         print(f"mouseguard: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `mouseguard replay ... | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a full disk, a read-only or vanished folder: what failed, in one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mouseguard: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mouseguard: interrupted", file=sys.stderr)
         return 130

@@ -92,10 +92,10 @@ def forget(args) -> int:
     import shutil
 
     from agent.config import effective_user, load_config
-    from agent.paths import recordings_dir, user_model_dir
+    from agent.paths import user_model_dir, user_recordings_dir
 
     user = args.user or effective_user(load_config())
-    targets = [p for p in (user_model_dir(user), recordings_dir() / user) if p.exists()]
+    targets = [p for p in (user_model_dir(user), user_recordings_dir(user)) if p.exists()]
     if not targets:
         print(f"nothing stored for {user}")
         return 0

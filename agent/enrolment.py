@@ -81,11 +81,12 @@ def train_from(recordings: list, files: list, user: str, config, epochs: int = 1
 
 def enroll_cmd(args) -> int:
     from agent.config import effective_user, load_config
-    from agent.paths import recordings_dir, user_model_dir
+    from agent.paths import user_model_dir, user_recordings_dir
 
     require_training()
     config = load_config()
     user = args.user or effective_user(config)
+    user_model_dir(user)  # a path instead of a name is refused before anything is read or recorded
     if args.from_files:
         files = list(args.from_files)
         recordings = read_recordings(files)  # a bad file fails before anything is trained
@@ -93,7 +94,7 @@ def enroll_cmd(args) -> int:
         minutes = args.minutes or config.enrolment.minutes
         if not minutes > 0:
             raise MouseguardError("--minutes must be positive")
-        path = new_recording_path(recordings_dir() / user)
+        path = new_recording_path(user_recordings_dir(user))
         print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
               f"movement into {path}.", file=sys.stderr)
         from agent.capture import CaptureUnavailable
@@ -104,7 +105,7 @@ def enroll_cmd(args) -> int:
         except CaptureUnavailable as exc:
             raise MouseguardError(str(exc)) from None
         print(file=sys.stderr)
-        files = sorted(str(p) for p in (recordings_dir() / user).glob("*.csv*"))
+        files = sorted(str(p) for p in user_recordings_dir(user).glob("*.csv*"))
         if not files:
             raise MouseguardError("nothing was recorded")
         recordings = read_recordings(files)

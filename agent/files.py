@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from agent.errors import MouseguardError
+
 
 def private_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` (and missing parents) private to the user (0700).
@@ -62,15 +64,37 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def check_output_folder(path: str | os.PathLike, marker: str | None = None) -> Path:
+    """Refuse, in one line and before any work, an output folder that cannot or must not be
+    written: a file, a place under a file or without write permission, and — when ``marker``
+    is given, for folders that are replaced whole — a non-empty folder without ``marker``
+    (the manifest or encoder file mouseguard writes), which is someone's other data."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MouseguardError(f"{path}: is a file, not a folder to write into")
+    if marker and path.is_dir() and not (path / marker).exists() and any(path.iterdir()):
+        raise MouseguardError(f"{path}: a folder mouseguard did not write (no {marker}), and writing "
+                              "replaces it whole; give a new or empty folder")
+    existing = path if path.exists() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MouseguardError(f"{path}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MouseguardError(f"{path}: no permission to write in {existing}")
+    return path
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike):
+def atomic_directory(path: str | os.PathLike, marker: str = "manifest.json"):
     """Yield a private staging folder; on success it takes the place of ``path``.
 
     A previous folder at ``path`` (an older model) stays in place until the new one is
     complete, and is removed only after the swap. The swap is two renames, so a crash
-    between them leaves the old folder under ``<name>.old-*`` rather than losing it.
+    between them leaves the old folder under ``<name>.old-*`` rather than losing it. Only a
+    folder holding ``marker`` (one this function wrote) or an empty one is replaced.
     """
-    path = Path(path)
+    path = check_output_folder(path, marker)
     private_dir(path.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     os.chmod(staging, 0o700)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
+from agent.errors import MouseguardError
 from agent.files import private_dir
 
 APP_NAME = "mouseguard"
@@ -70,15 +71,30 @@ def models_dir(env: Mapping[str, str] | None = None) -> Path:
     return data_dir(env) / "models"
 
 
-def user_model_dir(user: str, env: Mapping[str, str] | None = None) -> Path:
-    """The model folder of ``user``. The name must be a plain folder name, not a path."""
+class UserNameError(MouseguardError, ValueError):
+    pass
+
+
+def _folder_name(user: str) -> str:
+    """``user`` as a folder name; a path (``../bob``, ``a/b``) would reach outside mouseguard's
+    folders — ``forget`` erases what it names."""
     if not user or user in (".", "..") or any(sep in user for sep in ("/", "\\", "\0")):
-        raise ValueError(f"not a valid user name for a model folder: {user!r}")
-    return models_dir(env) / user
+        raise UserNameError(f"not a valid user name: {user!r} (a name, not a path)")
+    return user
+
+
+def user_model_dir(user: str, env: Mapping[str, str] | None = None) -> Path:
+    """The model folder of ``user``."""
+    return models_dir(env) / _folder_name(user)
 
 
 def recordings_dir(env: Mapping[str, str] | None = None) -> Path:
     return data_dir(env) / "recordings"
+
+
+def user_recordings_dir(user: str, env: Mapping[str, str] | None = None) -> Path:
+    """The folder of ``user``'s recordings."""
+    return recordings_dir(env) / _folder_name(user)
 
 
 def log_dir(env: Mapping[str, str] | None = None) -> Path:

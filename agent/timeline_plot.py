@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
+from agent.files import atomic_open
 from agent.states import COLOURS, LOCKED, PROTECTED
 
 W, PANEL_H, MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 900, 260, 60, 20, 34, 36
@@ -65,4 +66,5 @@ def draw_timelines(panels, threshold: float, path) -> None:
                 _label(d, (x + 5, y0 + 4), "lock", COLOURS[LOCKED], font)
                 last_label = x
         d.text((x1 - 300, top + 10), "dots: block P(genuine)   line: rolling score", fill=(90, 90, 90), font=font)
-    img.save(path)
+    with atomic_open(path) as f:  # a full disk leaves the previous chart, not half of one
+        img.save(f, format="PNG")

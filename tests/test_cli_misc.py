@@ -3,8 +3,11 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def mg(*args, env=None, input=None):
@@ -42,6 +45,31 @@ def test_forget_asks_and_erases(tmp_path):
     done = mg("forget", "--user", "ann", "--yes", env=env)
     assert done.returncode == 0 and not model.exists() and not rec.exists()
     assert "nothing stored" in mg("forget", "--user", "ann", "--yes", env=env).stdout
+
+
+@pytest.mark.parametrize("command", [["forget", "--yes"], ["enroll", "--from", "/nonexistent.csv"]])
+@pytest.mark.parametrize("user", ["../..", "a/b", "."])
+def test_a_path_as_user_name_is_refused(tmp_path, command, user):
+    env = {"MOUSEGUARD_HOME": str(tmp_path / "mg")}
+    keep = tmp_path / "keep.txt"
+    keep.write_text("x")
+    proc = mg(*command, "--user", user, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a valid user name" in proc.stderr, proc.stderr
+    assert keep.exists()
+
+
+def test_full_disk_under_stdout_is_one_line(synth_model):
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "agent", "score", "--model", str(synth_model),
+                               str(ROOT / "models" / "demo" / "genuine.csv.gz")],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "No space left" in proc.stderr, proc.stderr
+
+
+def test_argument_errors_are_one_line():
+    proc = mg("train", "fit", "--epochs", "abc")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "usage:" not in proc.stderr
+    assert "--epochs" in proc.stderr and "mouseguard train fit --help" in proc.stderr
 
 
 def test_status_not_running(tmp_path):

@@ -29,6 +29,27 @@ def encoder(tiny_balabit, tmp_path_factory):
     return out
 
 
+def test_encoder_files_are_private(encoder):
+    for f in ("encoder.pt", "encoder.json"):
+        assert (encoder / f).stat().st_mode & 0o077 == 0
+    assert encoder.stat().st_mode & 0o077 == 0
+
+
+def test_pretrain_refuses_a_folder_it_did_not_write_before_training(tiny_balabit, tmp_path, capsys):
+    theirs = tmp_path / "thesis"
+    theirs.mkdir()
+    (theirs / "chapter1.txt").write_text("years of work")
+    argv = ["train", "pretrain", "--dataset", "balabit", "--data", str(tiny_balabit), "--epochs", "1", "--out"]
+    assert main(argv + [str(theirs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did not write" in err and "pre-training on" not in err  # nothing trained
+    assert (theirs / "chapter1.txt").read_text() == "years of work"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    assert main(argv + [str(a_file)]) == 2 and "is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "keep"
+
+
 def test_sessions_protocol_counts_every_session(tiny_balabit, encoder, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["train", "evaluate", "--protocol", "sessions", "--dataset", "balabit", "--data", str(tiny_balabit),
@@ -137,7 +158,7 @@ def test_enrolment_protocol_needs_at_least_one_enrolment_session(tmp_path, capsy
     with pytest.raises(SystemExit) as exc:
         main(["train", "evaluate", "--protocol", "enrolment", "--dataset", "balabit", "--data", str(tmp_path),
               "--enrol-sessions", "0"])
-    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+    assert exc.value.code == 2 and "expected a whole number from 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "many"])

@@ -120,7 +120,14 @@ def test_tampered_model_refused(model, tmp_path, capsys):
     (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
       "--encoder", "{tmp}"], "not a pre-trained encoder"),
     (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
-      "--tilings", "0"], "--tilings must be at least 1"),
+      "--tilings", "0"], "argument --tilings: expected a whole number from 1 to 128, got '0'"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
+      "--noise", "nan"], "argument --noise: expected a number from 0 to 1"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
+      "--seed", "-1"], "argument --seed: expected a whole number from 0 to 4294967295"),
+    (["train", "fit", "--dataset", "recording", "--data", "{data}", "--user", "alice", "--out", "{tmp}/x",
+      "--epochs", "abc"], "see 'mouseguard train fit --help'"),
+    (["enroll", "--epochs", "0", "--from", "{file}"], "argument --epochs: expected a whole number from 1 to 1000"),
 ])
 def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
     malformed = tmp_path / "bad.csv"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import sys
 
-
 from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
+from agent.files import check_output_folder
+from agent.model_dir import MANIFEST
 from training.datasets import DatasetError, blocks_by_user, load_sessions, session_blocks, session_events
-from training.fit import FitConfig, FitError, load_encoder, pretrain, save_encoder
-
+from training.fit import ENCODER_INFO, FitConfig, FitError, load_encoder, pretrain, save_encoder
 
 
 def _say(msg: str) -> None:
@@ -62,6 +62,7 @@ def parse_spec(text: str | None, base=DEFAULT_SPEC):
 
 
 def cmd_pretrain(args) -> int:
+    check_output_folder(args.out, ENCODER_INFO)  # before minutes of training, not after
     cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data)
     users = select_users(dict.fromkeys(s.user for s in sessions), args.users)
@@ -78,6 +79,7 @@ def cmd_pretrain(args) -> int:
 def cmd_fit(args) -> int:
     from training.personal import train_personal_model
 
+    check_output_folder(args.out, MANIFEST)
     cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data, args.user)
     users = list(dict.fromkeys(s.user for s in sessions))  # the data set's order: user7 before user12
@@ -122,6 +124,7 @@ def cmd_fit(args) -> int:
 def cmd_evaluate(args) -> int:
     from training import evaluate
 
+    check_output_folder(args.out)  # reports are written into it, beside what it holds
     return evaluate.run(args, log=_say)
 
 

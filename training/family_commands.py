@@ -11,8 +11,6 @@ from training.patterns import PatternsConfig
 def fit_family(args, sessions, log) -> int:
     from training.family_fit import fit_features, fit_patterns
 
-    if args.epochs < 1:
-        raise FitError("--epochs must be at least 1")
     genuine_s = [s for s in sessions if s.user == args.user]
     others = [s for s in sessions if s.user != args.user]
     genuine = [_events(s.path) for s in genuine_s]

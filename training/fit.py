@@ -21,7 +21,7 @@ from torch import nn
 
 from agent.blocks import BlockSpec
 from agent.errors import MouseguardError
-from agent.files import atomic_directory
+from agent.files import atomic_directory, atomic_open, atomic_write_text
 from training.cnn import ARCHITECTURE, BlockClassifier
 
 MODES = ("plain", "transfer1", "transfer2")
@@ -65,12 +65,9 @@ class FitConfig:
     @classmethod
     def from_args(cls, args, **overrides) -> "FitConfig":
         """The settings of a ``train`` command line (``--epochs``, ``--seed``, ``--noise``,
-        ``--tilings`` where it has them), checked, with ``overrides`` on top."""
-        if args.epochs < 1:
-            raise FitError("--epochs must be at least 1")
+        ``--tilings`` where it has them; their ranges are checked as the command line is parsed,
+        :mod:`agent.cli`), with ``overrides`` on top."""
         given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings") if getattr(args, k, None) is not None}
-        if given.get("tilings", 1) < 1:
-            raise FitError("--tilings must be at least 1")
         return cls(**{**given, **overrides})
 
 
@@ -131,10 +128,11 @@ def pretrain(blocks_by_user: dict[str, np.ndarray], spec: BlockSpec, cfg: FitCon
 
 def save_encoder(model: BlockClassifier, spec: BlockSpec, out_dir, info: dict) -> Path:
     """Write the encoder's weights and what they were trained on, atomically."""
-    with atomic_directory(out_dir) as staging:
-        torch.save(model.encoder.state_dict(), staging / ENCODER_WEIGHTS)
+    with atomic_directory(out_dir, marker=ENCODER_INFO) as staging:
+        with atomic_open(staging / ENCODER_WEIGHTS) as f:  # private, as every file mouseguard writes
+            torch.save(model.encoder.state_dict(), f)
         meta = {"architecture": ARCHITECTURE, "block_spec": spec.to_dict(), **info}
-        (staging / ENCODER_INFO).write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(staging / ENCODER_INFO, json.dumps(meta, indent=2) + "\n")
     return Path(out_dir)
 
 
