@@ -50,6 +50,36 @@ def test_pretrain_refuses_a_folder_it_did_not_write_before_training(tiny_balabit
     assert a_file.read_text() == "keep"
 
 
+@pytest.mark.parametrize("damage", ["no block_spec", "a list", "other weights"])
+def test_a_damaged_encoder_is_refused_in_one_line(tiny_balabit, encoder, tmp_path, capsys, damage):
+    import shutil
+
+    import torch
+
+    bad = tmp_path / "enc"
+    shutil.copytree(encoder, bad)
+    info = json.loads((bad / "encoder.json").read_text())
+    if damage == "no block_spec":
+        del info["block_spec"]
+        (bad / "encoder.json").write_text(json.dumps(info))
+    elif damage == "a list":
+        (bad / "encoder.json").write_text("[]")
+    else:
+        torch.save({"dense.1.weight": torch.zeros(3, 3)}, bad / "encoder.pt")
+    code = main(["train", "fit", "--dataset", "balabit", "--data", str(tiny_balabit), "--user", "user1",
+                 "--encoder", str(bad), "--out", str(tmp_path / "m"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(bad) in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_pretraining_with_blocks_longer_than_every_session_says_so(tiny_balabit, tmp_path, capsys):
+    code = main(["train", "pretrain", "--dataset", "balabit", "--data", str(tiny_balabit), "--spec", "size=100000",
+                 "--out", str(tmp_path / "e"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "at least two users" in err.strip().splitlines()[-1]
+
+
 def test_sessions_protocol_counts_every_session(tiny_balabit, encoder, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["train", "evaluate", "--protocol", "sessions", "--dataset", "balabit", "--data", str(tiny_balabit),

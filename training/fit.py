@@ -22,7 +22,7 @@ from torch import nn
 from agent.blocks import BlockSpec
 from agent.errors import MouseguardError
 from agent.files import atomic_directory, atomic_open, atomic_write_text
-from training.cnn import ARCHITECTURE, BlockClassifier
+from training.cnn import ARCHITECTURE, BlockClassifier, Encoder
 
 MODES = ("plain", "transfer1", "transfer2")
 ENCODER_WEIGHTS = "encoder.pt"
@@ -116,9 +116,10 @@ def train_classifier(model: nn.Module, blocks: np.ndarray, labels: np.ndarray, c
 
 def pretrain(blocks_by_user: dict[str, np.ndarray], spec: BlockSpec, cfg: FitConfig, log=None):
     """Train the network as a multi-class identifier of ``blocks_by_user``'s users."""
-    users = sorted(blocks_by_user)
+    users = sorted(u for u, b in blocks_by_user.items() if len(b))
     if len(users) < 2:
-        raise FitError("pre-training needs blocks of at least two users")
+        raise FitError("pre-training needs blocks of at least two users (is the block size longer "
+                       "than their sessions?)")
     blocks = np.concatenate([blocks_by_user[u] for u in users])
     labels = np.concatenate([np.full(len(blocks_by_user[u]), i) for i, u in enumerate(users)])
     prepare_torch(cfg.seed)
@@ -145,9 +146,17 @@ def load_encoder(encoder_dir) -> tuple[dict, BlockSpec, dict]:
         raise FitError(f"{encoder_dir}: not a pre-trained encoder ({Path(exc.filename).name} missing)") from None
     except (OSError, ValueError, RuntimeError) as exc:
         raise FitError(f"{encoder_dir}: unreadable encoder ({exc})") from None
-    if info.get("architecture") != ARCHITECTURE:
-        raise FitError(f"{encoder_dir}: encoder architecture {info.get('architecture')!r} is not {ARCHITECTURE!r}")
-    return state, BlockSpec.from_dict(info["block_spec"]), info
+    if not isinstance(info, dict) or info.get("architecture") != ARCHITECTURE:
+        found = info.get("architecture") if isinstance(info, dict) else None
+        raise FitError(f"{encoder_dir}: encoder architecture {found!r} is not {ARCHITECTURE!r}")
+    if not isinstance(info.get("block_spec"), dict):
+        raise FitError(f"{encoder_dir}/{ENCODER_INFO}: no block_spec (the spec the encoder was trained with)")
+    spec = BlockSpec.from_dict(info["block_spec"])
+    expected = {k: tuple(v.shape) for k, v in Encoder(spec.channels).state_dict().items()}
+    if not isinstance(state, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != expected:
+        raise FitError(f"{encoder_dir}/{ENCODER_WEIGHTS}: weights do not fit the encoder of {ARCHITECTURE} "
+                       f"with {spec.channels} input channels")
+    return state, spec, info
 
 
 def balanced_negatives(negatives: np.ndarray, n: int, seed: int) -> np.ndarray:
