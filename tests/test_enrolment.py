@@ -98,6 +98,11 @@ def test_enroll_too_little_data_changes_nothing(mouseguard_home, tmp_path, capsy
     err = capsys.readouterr().err
     assert "too little data" in err and "more minutes of mouse movement" in err and "nothing was changed" in err
     assert not (mouseguard_home / "data" / "models" / "alice").exists()
+    clicks_only = tmp_path / "clicks.csv"  # events, but no movement to cut a block from
+    clicks_only.write_text("client timestamp,button,state,x,y\n0.1,Left,Pressed,5,5\n0.2,Left,Released,5,5\n")
+    assert main(["enroll", "--user", "alice", "--from", str(clicks_only), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "0 blocks" in err and "hold no movement" in err and "0 more minutes" not in err
 
 
 def test_interrupted_enrolment_keeps_previous_model(mouseguard_home, alice_files, synth_model, monkeypatch):

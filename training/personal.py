@@ -163,11 +163,9 @@ def fit_calibrated(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: 
     if log:
         log(f"{user}: {have} blocks from {len(runs)} recording(s), {spb:.1f} s of movement per block")
     if have < min_blocks:
-        more = (min_blocks - have) * spb / 60
-        raise FitError(
-            f"too little data of {user}: {have} blocks, at least {min_blocks} are needed "
-            f"(about {more:.0f} more minutes of mouse movement)"
-        )
+        more = (f"about {(min_blocks - have) * spb / 60:.0f} more minutes of mouse movement" if have
+                else "the recordings hold no movement a block can be cut from")
+        raise FitError(f"too little data of {user}: {have} blocks, at least {min_blocks} are needed ({more})")
     heads = training_heads([len(r) for r in runs])
     genuine_train, genuine_held = _split(runs, heads)
     extra = [extra_tilings(events, spec, cfg.tilings, until=ends[c - 1])
