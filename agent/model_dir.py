@@ -22,6 +22,10 @@ MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
 FORMAT = "mouseguard-model"
 FORMAT_VERSION = 1
+#: Longest decision window a manifest may ask for; the config bounds its override the same.
+#: Calibration picks 3 to 20 blocks (training.calibrate.WINDOWS); at some 5 s of movement per
+#: block, 1000 blocks is over an hour before a first decision, so more is a damaged manifest.
+MAX_WINDOW = 1000
 
 
 class ModelError(MouseguardError, ValueError):
@@ -44,8 +48,8 @@ class Decision:
     threshold: float
 
     def __post_init__(self):
-        if not (isinstance(self.window, int) and self.window >= 1):
-            raise ValueError(f"decision window must be an integer >= 1, not {self.window!r}")
+        if not (isinstance(self.window, int) and 1 <= self.window <= MAX_WINDOW):
+            raise ValueError(f"decision window must be an integer from 1 to {MAX_WINDOW}, not {self.window!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"decision threshold must be within [0, 1], not {self.threshold!r}")
 
@@ -83,7 +87,9 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path}: no {MANIFEST} (not a mouseguard model directory)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:  # json's own limit on nesting
+        raise ModelError(f"{path / MANIFEST}: unreadable manifest (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: also ints over 4300 digits
         raise ModelError(f"{path / MANIFEST}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelError(f"{path / MANIFEST}: not a mouseguard model manifest")
@@ -93,15 +99,16 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
             f"(this mouseguard reads version {FORMAT_VERSION}); re-enrol to rebuild the model"
         )
     try:
-        onnx = manifest["onnx"]
-        expected = onnx["sha256"]
-        kind = onnx["input"].get("kind", "blocks")
-        spec = BlockSpec.from_dict(manifest["block_spec"]) if kind == "blocks" else None
-        decision = Decision(int(manifest["decision"]["window"]), float(manifest["decision"]["threshold"]))
-        input_name, output_name = onnx["input"]["name"], onnx["output"]["name"]
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{path / MANIFEST}: manifest lacks {exc}") from None
-    except (BlockSpecError, ValueError) as exc:
+        onnx = _section(manifest, "onnx")
+        expected = _text(onnx, "onnx.sha256")
+        onnx_input, onnx_output = _section(onnx, "onnx.input"), _section(onnx, "onnx.output")
+        kind = _text(onnx_input, "onnx.input.kind", default="blocks")
+        spec = BlockSpec.from_dict(_section(manifest, "block_spec")) if kind == "blocks" else None
+        rule = _section(manifest, "decision")
+        decision = Decision(_whole(rule, "decision.window", "a whole number of blocks", 1, MAX_WINDOW),
+                            _number(rule, "decision.threshold", 0.0, 1.0))
+        input_name, output_name = _text(onnx_input, "onnx.input.name"), _text(onnx_output, "onnx.output.name")
+    except (_BadField, BlockSpecError) as exc:
         raise ModelError(f"{path / MANIFEST}: {exc}") from None
     onnx_path = path / ONNX_FILE
     if not onnx_path.is_file():
@@ -109,3 +116,68 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
     if sha256_file(onnx_path) != expected:
         raise ModelError(f"{onnx_path}: SHA-256 does not match the manifest (file changed or damaged); refusing it")
     return ModelDir(path, manifest, spec, decision, input_name, output_name)
+
+
+# Typed reads of manifest fields. ``field`` is the dotted name a person finds in the file
+# (``decision.window``); its last part is the key in ``section``.
+
+
+class _BadField(Exception):
+    """A missing or wrong field; load_model_dir names the file."""
+
+
+_MISSING = object()
+
+
+def _get(section: dict, field: str, expected: str, default=_MISSING):
+    key = field.rpartition(".")[2]
+    if key in section:
+        return section[key]
+    if default is _MISSING:
+        raise _BadField(f"manifest lacks {field} ({expected})")
+    return default
+
+
+def _check(ok: bool, field: str, expected: str, value) -> None:
+    if not ok:
+        raise _BadField(f"{field} must be {expected}, not {_show(value)}")
+
+
+def _section(parent: dict, field: str) -> dict:
+    value = _get(parent, field, "an object")
+    _check(isinstance(value, dict), field, "an object", value)
+    return value
+
+
+def _text(section: dict, field: str, default=_MISSING) -> str:
+    value = _get(section, field, "text", default)
+    _check(isinstance(value, str), field, "text", value)
+    return value
+
+
+def _whole(section: dict, field: str, what: str, lo: int, hi: int) -> int:
+    """An integer in ``lo..hi``; a JSON ``3.0`` counts as 3 (JSON has one number type)."""
+    expected = f"{what} from {lo} to {hi}"
+    value = _get(section, field, expected)
+    whole = int(value) if isinstance(value, float) and value.is_integer() else value
+    _check(isinstance(whole, int) and not isinstance(whole, bool) and lo <= whole <= hi, field, expected, value)
+    return whole
+
+
+def _number(section: dict, field: str, lo: float, hi: float) -> float:
+    expected = f"a number from {lo:g} to {hi:g}"
+    value = _get(section, field, expected)
+    # NaN fails the range check; a bool is an int to Python, but true is no threshold.
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi,
+           field, expected, value)
+    return float(value)
+
+
+def _show(value) -> str:
+    """A JSON value as the manifest spells it, short enough for a one-line message."""
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -4,12 +4,14 @@ The agent rewrites one small JSON file on every state change and at least every
 ``HEARTBEAT_SECONDS``; ``mouseguard status`` reads it. A file is only evidence of a running
 agent while its writer is alive and keeps it fresh: a crashed agent leaves its last "protected"
 behind, and reporting that as protection would be the silent failure the design forbids. So
-a dead pid or a file older than ``STALE_SECONDS`` reads as "not running (last seen ...)".
+a dead pid or a file older than ``STALE_SECONDS`` reads as "not running (last seen ...)", and
+a file that is there but is no status (damaged, a folder) as "unknown", not as "no status file".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -62,12 +64,27 @@ def write_status(
 
 
 def read_status(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The status written by ``write_status``, or None when there is none to read."""
+    """The status written by ``write_status``; None when there is no status file.
+
+    A file that is there but holds no such status comes back as ``{"unreadable": why}``:
+    "no status file" would be untrue, and its fields must not reach ``format_status``'s
+    clock and arithmetic.
+    """
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None  # never written, removed, or not ours: all mean "no running agent to show"
-    return payload if isinstance(payload, dict) else None
+    except FileNotFoundError:
+        return None  # never written, or removed
+    except UnicodeDecodeError:
+        why = "not UTF-8 text"
+    except (ValueError, RecursionError):  # RecursionError: json's limit on nesting
+        why = "not JSON"
+    except OSError as exc:  # a folder, no permission
+        why = exc.strerror.lower() if exc.strerror else str(exc)
+    else:
+        why = _damage(payload)
+        if why is None:
+            return payload
+    return {"unreadable": f"the status file {path} is unreadable: {why}"}
 
 
 def format_status(
@@ -83,6 +100,8 @@ def format_status(
     """
     if not status:
         return "not running (no status file: the agent has not run, or not as this user)"
+    if "unreadable" in status:
+        return f"unknown ({status['unreadable']})"
     is_alive = pid_alive if is_alive is None else is_alive
     state = str(status.get("state", "unknown"))
     pid = status.get("pid")
@@ -149,7 +168,56 @@ def _windows_pid_alive(pid: int) -> bool:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """``value`` as a finite float; None for anything else (NaN, an int too large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_time(value: Any) -> bool:
+    """A wall-clock time that ``time.localtime`` can show (1e300 overflows it)."""
+    number = _number(value)
+    if number is None:
+        return False
+    try:
+        time.localtime(number)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+#: What ``write_status`` writes in each field. A pid is at most 31 bits: os.kill's pid_t and the
+#: Windows check's C int overflow beyond.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "state": (lambda v: isinstance(v, str), "text"),
+    "since": (_is_time, "a time"),
+    "updated": (_is_time, "a time"),
+    "blocks_scored": (_is_count, "a count"),
+    "last_score": (lambda v: v is None or _number(v) is not None, "a score"),
+    "pid": (lambda v: _is_count(v) and 0 < v < 2**31, "a process id"),
+    "detail": (lambda v: isinstance(v, str), "text"),
+    "model": (lambda v: isinstance(v, str), "text"),
+}
+
+
+def _damage(payload: Any) -> str | None:
+    """Why ``payload`` is not a status ``write_status`` wrote, or None when it is one."""
+    if not isinstance(payload, dict):
+        return "not a JSON object"
+    if "updated" not in payload:
+        return "'updated' is missing"
+    for key, (ok, what) in _FIELDS.items():
+        if key in payload and not ok(payload[key]):
+            return f"{key!r} is not {what}"
+    return None
 
 
 def _clock(timestamp: float, now: float) -> str:

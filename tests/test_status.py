@@ -62,14 +62,65 @@ def test_unknown_state_is_refused(tmp_path):
         write_status(tmp_path / "s.json", "happy", SINCE, 0, None, 1)
 
 
-@pytest.mark.parametrize("content", [None, "", "{not json", "[1, 2]", b"\xff\xfe"])
-def test_read_missing_or_foreign_is_none(tmp_path, content):
+def test_read_missing_is_none(tmp_path):
+    assert read_status(tmp_path / "status.json") is None
+    assert format_status(None, now=time.time()).startswith("not running (no status file")
+
+
+NOW = time.time()
+
+
+@pytest.mark.parametrize("content, why", [
+    ("", "not JSON"),
+    ("{not json", "not JSON"),
+    ("[" * 100_000 + "]" * 100_000, "not JSON"),  # json raises RecursionError
+    ("[1, 2]", "not a JSON object"),
+    (b"\xff\xfe", "not UTF-8 text"),
+    ('{"updated": 1e300}', "'updated' is not a time"),  # time.localtime overflows
+    ('{"updated": NaN}', "'updated' is not a time"),
+    ('{"updated": "now"}', "'updated' is not a time"),
+    ('{"updated": 1' + "0" * 400 + "}", "'updated' is not a time"),  # too large for a float
+    ('{"state": "protected"}', "'updated' is missing"),
+    (f'{{"updated": {NOW}, "pid": 1, "blocks_scored": "many"}}', "'blocks_scored' is not a count"),
+    (f'{{"updated": {NOW}, "pid": 1, "blocks_scored": -1}}', "'blocks_scored' is not a count"),
+    (f'{{"updated": {NOW}, "pid": {10**30}}}', "'pid' is not a process id"),  # os.kill overflows
+    (f'{{"updated": {NOW}, "pid": true}}', "'pid' is not a process id"),
+    (f'{{"updated": {NOW}, "pid": 1, "since": 1e300}}', "'since' is not a time"),
+    (f'{{"updated": {NOW}, "pid": 1, "last_score": "high"}}', "'last_score' is not a score"),
+    (f'{{"updated": {NOW}, "pid": 1, "last_score": {10**400}}}', "'last_score' is not a score"),
+    (f'{{"updated": {NOW}, "pid": 1, "state": ["protected"]}}', "'state' is not text"),
+    (f'{{"updated": {NOW}, "pid": 1, "detail": {{"a": 1}}}}', "'detail' is not text"),
+])
+def test_unreadable_file_is_said_so(tmp_path, content, why):
     path = tmp_path / "status.json"
     if isinstance(content, bytes):
         path.write_bytes(content)
-    elif content is not None:
+    else:
         path.write_text(content)
-    assert read_status(path) is None
+    text = format_status(read_status(path), now=NOW, is_alive=alive)
+    assert text == f"unknown (the status file {path} is unreadable: {why})"
+
+
+def test_folder_in_place_of_the_file(tmp_path):
+    (tmp_path / "status.json").mkdir()
+    text = format_status(read_status(tmp_path / "status.json"), now=NOW)
+    assert text.startswith(f"unknown (the status file {tmp_path / 'status.json'} is unreadable: ")
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("content", ['{"updated": 1e300}', "{not json", None])
+def test_status_command_on_unreadable_file(tmp_path, content):
+    path = tmp_path / "state" / "status.json"
+    if content is None:
+        path.mkdir(parents=True)
+    else:
+        path.parent.mkdir()
+        path.write_text(content)
+    out = subprocess.run([sys.executable, "-m", "agent", "status"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MOUSEGUARD_HOME": str(tmp_path)})
+    # Same exit as "not running": the command reports, it did not fail.
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith(f"unknown (the status file {path} is unreadable: ") and out.stdout.count("\n") == 1
 
 
 def test_format_running(tmp_path):
