@@ -53,6 +53,16 @@ class BlockSpecError(MouseguardError, ValueError):
     """A block spec with parameters the cutter cannot honour."""
 
 
+#: The longest block a spec may ask for: 32 times the default's 128 events, several minutes of
+#: movement; beyond it is a damaged manifest, and a block must fit in memory a thousand times.
+MAX_SIZE = 4096
+
+
+def _finite(value) -> bool:
+    """A real number (a spec's string or bool would otherwise fail as a Python comparison)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
     """Everything that decides which blocks a stream of events yields."""
@@ -79,13 +89,13 @@ class BlockSpec:
     def __post_init__(self):
         object.__setattr__(self, "features", tuple(self.features))
         problems = []
-        if not (isinstance(self.size, int) and self.size >= 2):
-            problems.append(f"size must be an integer >= 2, not {self.size!r}")
-        if not self.gap > 0:
+        if not (isinstance(self.size, int) and not isinstance(self.size, bool) and 2 <= self.size <= MAX_SIZE):
+            problems.append(f"size must be an integer from 2 to {MAX_SIZE}, not {self.size!r}")
+        if not (_finite(self.gap) and self.gap > 0):
             problems.append(f"gap must be > 0 s, not {self.gap!r}")
-        if not self.dt_min >= 0:
+        if not (_finite(self.dt_min) and self.dt_min >= 0):
             problems.append(f"dt_min must be >= 0 s, not {self.dt_min!r}")
-        if not (self.dt_floor > 0 and math.isfinite(self.dt_floor)):
+        if not (_finite(self.dt_floor) and self.dt_floor > 0):
             problems.append(f"dt_floor must be > 0 s, not {self.dt_floor!r}")
         if not self.features or any(f not in FEATURES for f in self.features):
             problems.append(f"features must be a non-empty list from {FEATURES}, not {self.features!r}")
@@ -95,9 +105,9 @@ class BlockSpec:
             problems.append(f"remainder must be one of {REMAINDERS}, not {self.remainder!r}")
         if self.normalisation not in NORMALISATIONS:
             problems.append(f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r}")
-        if not (self.scale > 0 and math.isfinite(self.scale)):
+        if not (_finite(self.scale) and self.scale > 0):
             problems.append(f"scale must be a positive number, not {self.scale!r}")
-        if self.clip is not None and not self.clip > 0:
+        if self.clip is not None and not (_finite(self.clip) and self.clip > 0):
             problems.append(f"clip must be > 0 or null, not {self.clip!r}")
         if problems:
             raise BlockSpecError("invalid block spec: " + "; ".join(problems))

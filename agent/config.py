@@ -33,6 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from agent import paths
 from agent.files import atomic_write_text
+from agent.model_dir import MAX_WINDOW
 
 
 class ConfigError(MouseguardError):
@@ -142,10 +143,10 @@ _KEYS: tuple[_Key, ...] = (
         "`mouseguard status`.",
     ),
     _Key(
-        "decision", "window", int, "a whole number of blocks from 0 to 1000 (0 = the model's)",
+        "decision", "window", int, f"a whole number of blocks from 0 to {MAX_WINDOW} (0 = the model's)",
         "How many recent block scores the rolling mean covers. 0 uses the value\n"
         "calibrated with the model; larger reacts more slowly but locks less by mistake.",
-        check=lambda v: 0 <= v <= 1000,
+        check=lambda v: 0 <= v <= MAX_WINDOW,
     ),
     _Key(
         "decision", "threshold", float, "0 (the model's) or a number between 0 and 1 exclusive",

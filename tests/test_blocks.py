@@ -105,6 +105,14 @@ def test_spec_validation_and_round_trip():
         BlockSpec.from_dict({**spec.to_dict(), "colour": "red"})
 
 
+@pytest.mark.parametrize("field, value", [("gap", "x"), ("gap", True), ("dt_min", None), ("dt_floor", float("nan")),
+                                          ("scale", "2"), ("clip", "30"), ("size", 10**30), ("size", 64.0)])
+def test_spec_of_a_damaged_manifest_names_the_field(field, value):
+    with pytest.raises(BlockSpecError) as exc:
+        BlockSpec.from_dict({**DEFAULT_SPEC.to_dict(), field: value})
+    assert f"{field} must be" in str(exc.value) and "not supported between" not in str(exc.value)
+
+
 def _stream(events, spec, chunks):
     cutter = BlockCutter(spec)
     out, times = [], []

@@ -3,6 +3,7 @@ report, and the honest protocol counts every session, including one too short fo
 
 import json
 
+import numpy as np
 import pytest
 
 from agent.cli import main
@@ -74,10 +75,15 @@ def test_a_damaged_encoder_is_refused_in_one_line(tiny_balabit, encoder, tmp_pat
 
 
 def test_pretraining_with_blocks_longer_than_every_session_says_so(tiny_balabit, tmp_path, capsys):
-    code = main(["train", "pretrain", "--dataset", "balabit", "--data", str(tiny_balabit), "--spec", "size=100000",
-                 "--out", str(tmp_path / "e"), "--epochs", "1"])
-    err = capsys.readouterr().err
-    assert code == 2 and "at least two users" in err.strip().splitlines()[-1]
+    from agent.blocks import DEFAULT_SPEC
+    from training.fit import FitConfig, FitError, pretrain
+
+    no_blocks = np.empty((0, DEFAULT_SPEC.channels, DEFAULT_SPEC.size), np.float32)
+    with pytest.raises(FitError, match="at least two users"):
+        pretrain({"a": no_blocks, "b": no_blocks}, DEFAULT_SPEC, FitConfig(epochs=1))
+    assert main(["train", "pretrain", "--dataset", "balabit", "--data", str(tiny_balabit), "--spec", "size=100000",
+                 "--out", str(tmp_path / "e"), "--epochs", "1"]) == 2
+    assert "size must be an integer from 2 to 4096" in capsys.readouterr().err
 
 
 def test_sessions_protocol_counts_every_session(tiny_balabit, encoder, tmp_path, capsys):
