@@ -112,7 +112,7 @@ def format_status(
         return "not running (the status file is incomplete)"
     alive = isinstance(pid, int) and is_alive(pid)
     age = now - updated
-    if not alive or age > stale_after:
+    if not alive or abs(age) > stale_after:  # from far in the future: a clock jump, or not ours
         seen = f"last seen {_clock(updated, now)}, {_ago(age)}, {state}"
         if alive:  # the process exists but stopped writing: hung, or the pid was reused
             seen += f"; process {pid} exists but stopped updating its status"

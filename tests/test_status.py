@@ -160,6 +160,14 @@ def test_stale_file_is_not_running_even_if_pid_exists(tmp_path):
     assert "\n" not in text
 
 
+def test_a_file_from_the_future_is_not_running(tmp_path):
+    # written under a clock set far ahead, or forged: a live pid alone does not make it current
+    status = write(tmp_path / "s.json", now=SINCE + 86400)
+    assert format_status(status, now=SINCE, is_alive=alive).startswith("not running (")
+    near = write(tmp_path / "n.json", now=SINCE + 5)  # a few seconds of clock skew is fine
+    assert format_status(near, now=SINCE, is_alive=alive).startswith("protected")
+
+
 def test_no_status_is_not_running():
     assert format_status(None, now=time.time()).startswith("not running (")
     assert format_status({"state": "protected"}, now=time.time()).startswith("not running (")
