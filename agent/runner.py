@@ -13,6 +13,7 @@ failed lock (alert). Nothing here ends the agent except quit.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -85,7 +86,7 @@ class Agent:
             # Under the state lock, so the heartbeat cannot write older values over newer ones.
             with self._lock:
                 write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                             pid=__import__("os").getpid(), detail=self.detail, model=str(self.model_dir))
+                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir))
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
 

@@ -28,11 +28,10 @@ from agent.mouse_actions import SI, ActionSpec, segment_actions
 from agent.segment_features import SegmentSpec, extract_segments, segment_features
 from training.calibrate import calibrate
 from training.datasets import _events, load_sessions
-from training.evaluate import WINDOWS, _fmt, _users, _window_scores, session_folds, sessions_table, write_report
+from training.evaluate import _auc_row, _fmt, _users, _window_scores, session_folds, sessions_table, write_report
 from training.family_fit import HOLDOUT, PATTERN_WINDOWS  # evaluated as the fit splits and decides
 from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
 from training.fit import FitError
-from training.metrics import auc_eer
 from training.patterns import DETECTORS, PatternsConfig, PatternsModel
 
 #: Overlapping segments for the leak demonstration: a new segment every 10 events (80 % overlap).
@@ -62,17 +61,6 @@ def _overlapping_segments(events: np.ndarray, spec: SegmentSpec, stride: int) ->
     return segment_features(seg["t"], seg["x"], seg["y"], seg["button"], seg["state"], spec)
 
 
-def _window_metrics(genuine: list[np.ndarray], impostor: list[np.ndarray]) -> dict:
-    row = {}
-    for k in WINDOWS:
-        g = np.concatenate([_window_scores(p, k) for p in genuine])
-        i = np.concatenate([_window_scores(p, k) for p in impostor])
-        row[f"k={k}"] = auc_eer(g, i)
-    row["session"] = auc_eer([p.mean() if len(p) else 0.5 for p in genuine],
-                             [p.mean() if len(p) else 0.5 for p in impostor])
-    return row
-
-
 # -- features family ------------------------------------------------------------------------------
 
 def features_sessions(args, log) -> dict:
@@ -96,7 +84,7 @@ def features_sessions(args, log) -> dict:
                          "rows": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
         log(f"features {user} fold {f}: {len(pos)} genuine segments, {sum(map(len, negs))} impostor "
             f"({time.time() - t0:.0f} s)")
-    return {"protocol": "sessions", "family": "features", "summary": {"features": _window_metrics(genuine, impostor)},
+    return {"protocol": "sessions", "family": "features", "summary": {"features": _auc_row(genuine, impostor)},
             "sessions_without_rows": sorted(empty), "test_sessions": len(rows), "session_rows": rows,
             "row": "segment of 50 events"}
 
@@ -259,7 +247,7 @@ def patterns_sessions(args, log) -> dict:
         log(f"patterns {user} fold {f}: {len(tests)} test sessions ({time.time() - t0:.0f} s)")
     summary, operating = {}, {}
     for det, d in per.items():
-        summary[det] = _window_metrics(d["genuine"], d["impostor"])
+        summary[det] = _auc_row(d["genuine"], d["impostor"])
         g = [o for o in d["op"] if o["genuine"] and o["rejected"]]
         i = [o for o in d["op"] if not o["genuine"] and o["rejected"]]
         frr = sum(o["rejected"][0] for o in g) / max(sum(o["rejected"][1] for o in g), 1)

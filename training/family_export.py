@@ -17,9 +17,7 @@ import numpy as np
 from agent import __version__
 from agent.files import atomic_directory
 from agent.model_dir import FORMAT, FORMAT_VERSION, MANIFEST, ONNX_FILE, Decision, sha256_file
-from training.export import ExportError
-
-PARITY_TOLERANCE = 1e-5
+from training.export import PARITY_TOLERANCE, ExportError
 
 
 def onnx_scores(onnx_path: Path, input_name: str, output_name: str, rows: np.ndarray) -> np.ndarray:
