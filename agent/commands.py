@@ -37,7 +37,7 @@ def score(args) -> int:
 
 
 def replay_cmd(args) -> int:
-    from agent.replay import TIMELINE_HEADER, make_pipeline, replay, summary, timeline_line
+    from agent.replay import make_pipeline, replay_printed, summary
     from agent.scorer import Scorer
 
     if args.speed is not None and not args.speed > 0:
@@ -48,10 +48,7 @@ def replay_cmd(args) -> int:
     d = pipeline.decision
     print(f"replaying {args.file} ({len(events)} events) with the model of {model.user}: "
           f"lock when the mean of {d.window} blocks < {d.threshold:.3f}")
-    print(TIMELINE_HEADER)
-    t0 = float(events["t"][0]) if len(events) else 0.0
-    verdicts = replay(events, pipeline, speed=args.speed,
-                      on_verdict=lambda v: print(timeline_line(v, t0, d.threshold, d.window), flush=True))
+    verdicts = replay_printed(events, pipeline, lambda line: print(line, flush=True), speed=args.speed)
     print(summary(verdicts))
     return 0
 

@@ -11,29 +11,25 @@ from pathlib import Path
 import models
 from agent.model_dir import load_model_dir
 from agent.recordings import read_recording
-from agent.replay import TIMELINE_HEADER, final_state, make_pipeline, replay, summary, timeline_line
+from agent.replay import final_state, make_pipeline, replay_printed, summary
 from agent.scorer import Scorer
 
 
-def run_demo(out_png: Path, print_fn=print, model_dir=None, genuine=None, impostor=None) -> dict:
-    model = load_model_dir(model_dir or models.DEMO_MODEL)
+def run_demo(out_png: Path, print_fn=print) -> dict:
+    model = load_model_dir(models.DEMO_MODEL)
     scorer = Scorer(model)
     d = model.decision
     print_fn(f"mouseguard demo: the model of Balabit {model.user} (enrolled on its own sessions), "
              f"locking when the mean P(genuine) of the last {d.window} blocks falls below {d.threshold:.3f}.")
     panels, outcome = [], {}
-    for label, path in (("genuine", genuine or models.DEMO_GENUINE), ("impostor", impostor or models.DEMO_IMPOSTOR)):
+    for label, path in (("genuine", models.DEMO_GENUINE), ("impostor", models.DEMO_IMPOSTOR)):
         events = read_recording(path)
-        pipeline = make_pipeline(model, scorer)
-        t0 = float(events["t"][0])
         print_fn("")
         print_fn(f"== {label}: {Path(path).name}, {len(events)} events ==")
-        print_fn(TIMELINE_HEADER)
-        verdicts = replay(events, pipeline,
-                          on_verdict=lambda v, t0=t0: print_fn(timeline_line(v, t0, d.threshold, d.window)))
+        verdicts = replay_printed(events, make_pipeline(model, scorer), print_fn)
         print_fn(f"-> {summary(verdicts)}")
         outcome[label] = final_state(verdicts)
-        panels.append((f"{label}: {Path(path).name} - {summary(verdicts)}", verdicts, t0))
+        panels.append((f"{label}: {Path(path).name} - {summary(verdicts)}", verdicts, float(events["t"][0])))
     from agent.timeline_plot import draw_timelines
 
     draw_timelines(panels, d.threshold, out_png)

@@ -74,6 +74,15 @@ def timeline_line(v: BlockVerdict, t0: float, threshold: float, window: int) -> 
 TIMELINE_HEADER = "    time  block  P(genuine)  rolling   state"
 
 
+def replay_printed(events: np.ndarray, pipeline: Pipeline, print_fn=print, speed: float | None = None):
+    """:func:`replay`, printing the timeline (a header, then a line per verdict) as it goes."""
+    d = pipeline.decision
+    t0 = float(events["t"][0]) if len(events) else 0.0
+    print_fn(TIMELINE_HEADER)
+    return replay(events, pipeline, speed=speed,
+                  on_verdict=lambda v: print_fn(timeline_line(v, t0, d.threshold, d.window)))
+
+
 def summary(verdicts: list[BlockVerdict]) -> str:
     locks = [v for v in verdicts if v.verdict.act]
     if not verdicts:
