@@ -28,7 +28,6 @@ from agent.files import atomic_open
 
 HEADER = ("client timestamp", "button", "state", "x", "y")
 BALABIT_HEADER = ("record timestamp",) + HEADER
-FORMATS = ("auto", "recording", "balabit", "sapimouse")
 # x and y are stored as int32: a magnitude at or past this (or NaN) would be cast to garbage.
 COORDINATE_LIMIT = 2**31
 
@@ -51,10 +50,9 @@ def _open_text(path: Path):
 BACKWARD_SHARE = 0.01
 
 
-def read_recording(path: str | os.PathLike, fmt: str = "auto") -> np.ndarray:
-    """Read one recording file into an ``EVENT_DTYPE`` array (time in seconds)."""
-    if fmt not in FORMATS:
-        raise RecordingError(f"unknown recording format {fmt!r} (choose from {', '.join(FORMATS)})")
+def read_recording(path: str | os.PathLike) -> np.ndarray:
+    """Read one recording file — this project's, Balabit's or SapiMouse's, told apart by the
+    header and the time unit — into an ``EVENT_DTYPE`` array (time in seconds)."""
     path = Path(path)
     try:
         with _open_text(path) as f:
@@ -69,12 +67,8 @@ def read_recording(path: str | os.PathLike, fmt: str = "auto") -> np.ndarray:
         raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
     header = tuple(cell.strip() for cell in rows[0])
     if header == BALABIT_HEADER:
-        if fmt not in ("auto", "balabit"):
-            raise RecordingError(f"{path}:1: Balabit header, but format {fmt!r} was asked for")
         skip = 1
     elif header == HEADER:
-        if fmt == "balabit":
-            raise RecordingError(f"{path}:1: header has no 'record timestamp' column for Balabit")
         skip = 0
     else:
         raise RecordingError(
@@ -86,7 +80,7 @@ def read_recording(path: str | os.PathLike, fmt: str = "auto") -> np.ndarray:
     if backward > max(10, BACKWARD_SHARE * (len(events) - 1)):
         raise RecordingError(f"{path}: the timestamps go back in time at {backward} of {len(events) - 1} "
                              "steps; a recording lists its events in time order")
-    if fmt == "sapimouse" or (fmt == "auto" and skip == 0 and _looks_like_milliseconds(events["t"])):
+    if skip == 0 and _looks_like_milliseconds(events["t"]):
         events["t"] /= 1000.0
     return events
 
