@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from agent.errors import MouseguardError
+from agent.files import check_output_folder
 from agent.model_dir import load_model_dir
 from agent.recordings import read_recording
 
@@ -164,6 +166,11 @@ def record_cmd(args) -> int:
 
     if args.minutes is not None and not args.minutes > 0:
         raise MouseguardError("--minutes must be positive")
+    out = Path(args.out)
+    if out.exists():  # checked now, not after the recording it would cost
+        raise MouseguardError(f"--out {out}: already exists; mouseguard does not overwrite a recording, "
+                              "give a new name")
+    check_output_folder(out.parent)
 
     def progress(active, wall, events):
         limit = f" / {args.minutes:g}" if args.minutes else ""
@@ -174,6 +181,8 @@ def record_cmd(args) -> int:
         events = record(args.out, wall_minutes=args.minutes, progress=progress)
     except CaptureUnavailable as exc:
         raise MouseguardError(str(exc)) from None
+    if len(events) == 0:
+        raise MouseguardError("nothing was recorded (no mouse input reached the hook); no file written")
     print(f"\n{len(events)} events written to {args.out}", file=sys.stderr)
     return 0
 

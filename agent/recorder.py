@@ -31,6 +31,23 @@ def active_clock(t: np.ndarray, gap: float = 2.0) -> np.ndarray:
     return np.cumsum(np.where((dt > 0) & (dt <= gap), dt, 0.0))
 
 
+def _stop_on_termination() -> None:
+    """Let SIGTERM and SIGHUP (a logout, ``kill``, a closed terminal) stop a recording as Ctrl-C
+    does — keeping what was recorded — instead of ending the process before it is written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread; the agent's learner has its own stop
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def record(out_path, *, active_minutes: float | None = None, wall_minutes: float | None = None,
            progress=None, hook_factory=None, stop_event=None) -> np.ndarray:
     """Record until enough active (or wall-clock) minutes, Ctrl-C, or ``stop_event``.
@@ -40,6 +57,7 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
     from agent.capture import MouseHook
     from agent.ringbuffer import RingBuffer
 
+    _stop_on_termination()
     buffer = RingBuffer()
     hook = (hook_factory or MouseHook)(buffer)
     hook.start()
@@ -73,9 +91,14 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
         print(file=sys.stderr)
         print("stopped: keeping what was recorded", file=sys.stderr)
     finally:
-        hook.stop(timeout=0.5)
+        # Written before the hook is stopped: stopping a hook whose X server has gone raises,
+        # and what was recorded must not go with it.
         events = np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)
         events = np.concatenate((events, buffer.drain()[0]))
         if len(events):
             write_recording(out_path, events)
+        try:
+            hook.stop(timeout=0.5)
+        except Exception as exc:  # the display is gone: nothing left to stop
+            print(f"\nthe mouse hook ended with an error: {exc}", file=sys.stderr)
     return events

@@ -218,6 +218,39 @@ def test_record_command_writes_what_xdotool_did(xserver, tmp_path):
     assert (out.stat().st_mode & 0o077) == 0
 
 
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_record_stopped_by_a_signal_keeps_what_was_recorded(xserver, tmp_path, sig):
+    import signal
+
+    out = tmp_path / "rec.csv.gz"
+    env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "record", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    xserver.xdotool(*sum((["mousemove", str(20 + 5 * i), str(30 + 3 * i)] for i in range(50)), []))
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))  # a logout or `kill`, long before the first checkpoint
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "keeping what was recorded" in err, err
+    from agent.recordings import read_recording
+
+    assert len(read_recording(out)) >= 50
+
+
+def test_record_refuses_an_existing_file_and_reports_an_empty_recording(xserver, tmp_path):
+    env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(tmp_path / "h")}
+    precious = tmp_path / "p.csv"
+    precious.write_text("precious")
+    proc = subprocess.run([sys.executable, "-m", "agent", "record", "--out", str(precious), "--minutes", "0.01"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "already exists" in proc.stderr and proc.stderr.count("\n") == 1
+    assert precious.read_text() == "precious"
+    out = tmp_path / "nothing.csv"
+    proc = subprocess.run([sys.executable, "-m", "agent", "record", "--out", str(out), "--minutes", "0.01"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nothing was recorded" in proc.stderr and not out.exists()
+
+
 def test_live_enroll_with_too_little_movement_keeps_recording(xserver, tmp_path):
     home = tmp_path / "h"
     env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(home)}
