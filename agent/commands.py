@@ -125,8 +125,16 @@ def run_agent(args) -> int:
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
+    from agent.capture import CaptureUnavailable, check_platform
+
+    try:
+        check_platform()  # Wayland, no DISPLAY: say so and stop, as README promises, not sit unprotected
+    except CaptureUnavailable as exc:
+        raise MouseguardError(str(exc)) from None
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
+    if args.model:  # a model named on the command line must be one; a typo would start learning
+        load_model_dir(args.model)
     logfile = setup_logging(ensure(log_dir()), config.logging.level)
     log = logging.getLogger("mouseguard.agent")
     ensure(state_dir())

@@ -222,8 +222,20 @@ def open_folder(path: str | os.PathLike, platform: str = sys.platform, popen: Ca
     )
 
 
+def _undocked_without_traceback(record: logging.LogRecord) -> bool:
+    """pystray's xorg backend logs 'Failed to dock icon' with an AssertionError traceback every
+    time the icon changes while no tray host runs, though it docks by itself once one starts:
+    one line without the traceback says the same."""
+    if record.getMessage() == "Failed to dock icon":
+        record.exc_info, record.exc_text = None, None
+        record.msg, record.args, record.levelno, record.levelname = (
+            "no tray host to dock the icon into (yet); it docks when one starts", (), logging.WARNING, "WARNING")
+    return True
+
+
 def _import_pystray():
     """Import pystray, turning every way its backend selection fails into TrayUnavailable."""
+    logging.getLogger("pystray._base").addFilter(_undocked_without_traceback)
     try:
         import pystray
     except Exception as exc:  # ImportError, ValueError (GTK typelibs), Xlib DisplayNameError …
@@ -551,7 +563,8 @@ class HeadlessTray(Tray):
         if self._stopped.is_set():
             return
         on_ready()
-        self._stopped.wait()
+        while not self._stopped.wait(1.0):  # timed: an untimed wait was once seen to sit through SIGTERM
+            pass
 
     def stop(self) -> None:
         self._stopped.set()

@@ -87,3 +87,15 @@ def test_bad_config_is_one_line(tmp_path, toml, fragment, synth_model):
     (tmp_path / "config" / "config.toml").write_text(toml)
     out = mg("replay", str(synth_model / "manifest.json"), env={"MOUSEGUARD_HOME": str(tmp_path)})
     assert out.returncode == 2 and fragment in out.stderr and out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"DISPLAY": "", "WAYLAND_DISPLAY": "", "XDG_SESSION_TYPE": "x11"}, "no X display"),
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, "Wayland gives applications no global mouse hook"),
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11", "MG_ARGS": "--model /nonexistent-model"}, "no model directory"),
+])
+def test_run_refuses_at_once_what_it_cannot_watch(tmp_path, env, says):
+    # before: it started and sat "not protecting" (no display) or "learning" (a mistyped --model)
+    extra = env.pop("MG_ARGS", "").split()
+    proc = mg("run", "--no-tray", *extra, env={**env, "MOUSEGUARD_HOME": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr

@@ -399,3 +399,18 @@ def test_run_reraises_a_failed_start_and_warns_when_nothing_docks(make_tray, cap
         with pytest.raises(RuntimeError, match="agent failed to start"):
             tray.run(on_ready)  # no trayer here: the icon cannot dock
     assert "no system tray host" in caplog.text
+
+
+def test_pystrays_docking_failure_is_one_line_without_traceback():
+    from agent.tray import _undocked_without_traceback
+
+    try:
+        raise AssertionError
+    except AssertionError:
+        record = logging.LogRecord("pystray._base", logging.ERROR, __file__, 1, "Failed to dock icon", (),
+                                   sys.exc_info())
+    assert _undocked_without_traceback(record)
+    text = logging.Formatter("%(levelname)s %(message)s").format(record)
+    assert text.count("\n") == 0 and "Traceback" not in text and text.startswith("WARNING no tray host")
+    other = logging.LogRecord("pystray._base", logging.ERROR, __file__, 1, "something else", (), None)
+    assert _undocked_without_traceback(other) and other.levelno == logging.ERROR  # left alone
