@@ -228,11 +228,12 @@ def _listener_class(base):
     return Listener
 
 
-def _stop_quietly(hook) -> None:
+def _stop_quietly(hook, timeout: float = 0.1) -> None:
+    """Stop ``hook``; one whose X server has gone raises from Xlib, which is no news by then."""
     try:
-        hook.stop(timeout=0.1)
-    except Exception:
-        log.exception("stopping a failed mouse hook")
+        hook.stop(timeout=timeout)
+    except Exception as exc:
+        log.warning("stopping the mouse hook: %s", _one_line(exc))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -282,7 +283,7 @@ class HookSupervisor:
         if self._thread is not None:
             self._thread.join(timeout)
         if self.hook is not None:
-            self.hook.stop(timeout=0.2)
+            _stop_quietly(self.hook, timeout=0.2)
 
     def _run(self) -> None:
         started_once = False

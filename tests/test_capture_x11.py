@@ -394,3 +394,23 @@ def test_capture_imports_without_a_display():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_stopping_the_supervisor_after_the_x_server_died_does_not_raise(monkeypatch):
+    # the agent's own X server goes away (logout, crash) and the agent stops before the
+    # supervisor has noticed: stopping the hook used to end in an Xlib traceback
+    server = XServer().start()
+    monkeypatch.setenv("DISPLAY", server.env["DISPLAY"])
+    reports = []
+    supervisor = HookSupervisor(lambda: MouseHook(RingBuffer(capacity=1024)), lambda *r: reports.append(r),
+                                check_interval=5.0)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reports and reports[0][0] is True
+    finally:
+        server.stop()
+        time.sleep(0.5)
+        supervisor.stop()  # must not raise
