@@ -228,6 +228,23 @@ def _listener_class(base):
     return Listener
 
 
+def display_reachable() -> bool:
+    """Whether the X display in DISPLAY accepts a connection (always True off Linux/X11).
+
+    A hook that cannot start because its display refuses or is gone means the desktop session
+    it watched has ended, not that protection is merely down for a while.
+    """
+    if sys.platform in ("win32", "cygwin", "darwin"):
+        return True
+    try:
+        from Xlib import display as xdisplay  # pynput's own X library
+
+        xdisplay.Display().close()
+    except Exception:
+        return False
+    return True
+
+
 def _stop_quietly(hook, timeout: float = 0.1) -> None:
     """Stop ``hook``; one whose X server has gone raises from Xlib, which is no news by then."""
     try:
@@ -259,12 +276,16 @@ class HookSupervisor:
         make_hook: Callable[[], MouseHook],
         on_health: Callable[[bool, str], None],
         check_interval: float = 1.0,
+        on_display_gone: Callable[[str], None] | None = None,
+        display_gone_after: float = 30.0,
     ):
         if not check_interval > 0:
             raise ValueError(f"check_interval must be > 0 s, not {check_interval!r}")
         self.make_hook = make_hook
         self.on_health = on_health
         self.check_interval = check_interval
+        self.on_display_gone = on_display_gone
+        self.display_gone_after = display_gone_after
         self.hook: MouseHook | None = None
         self.healthy: bool | None = None  # None until the first check
         self.reason = "not started"
@@ -287,6 +308,7 @@ class HookSupervisor:
 
     def _run(self) -> None:
         started_once = False
+        down_since = None
         while not self._quit.is_set():
             hook = self.hook
             if hook is None or not hook.alive:
@@ -311,6 +333,13 @@ class HookSupervisor:
                         self.restarts += 1
                     started_once = True
                     self._report(True, "")
+            down_since = None if self.healthy else (down_since or time.monotonic())
+            if (self.on_display_gone and down_since is not None
+                    and time.monotonic() - down_since >= self.display_gone_after and not display_reachable()):
+                # the session's X server is gone (logout, crash): an agent left waiting for it
+                # would hold the instance lock against the next session's agent
+                self.on_display_gone(self.reason)
+                return
             self._quit.wait(self.check_interval)
 
     def _report(self, healthy: bool, reason: str) -> None:

@@ -109,7 +109,7 @@ class Agent:
         self.buffer = RingBuffer()
         self._choose_mode()
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
-        self.supervisor = HookSupervisor(make_hook, self.on_health)
+        self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
         threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
 
@@ -186,6 +186,12 @@ class Agent:
         else:
             log.error("mouse hook down: %s", reason)
             self.set_state(states.NOT_PROTECTING, f"mouse hook: {reason}")
+
+    def on_display_gone(self, reason: str) -> None:
+        """The X display has refused the hook for a while: the desktop session is over, and the
+        agent ends with it, so the next session's agent is not locked out by this one."""
+        log.error("the X display is gone (%s): the desktop session has ended; mouseguard stops", reason)
+        self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
         for v in verdicts:

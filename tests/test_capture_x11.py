@@ -6,6 +6,7 @@ the listener sees what it would see on a desktop (and, on X11, does not flag it 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -414,3 +415,45 @@ def test_stopping_the_supervisor_after_the_x_server_died_does_not_raise(monkeypa
         server.stop()
         time.sleep(0.5)
         supervisor.stop()  # must not raise
+
+
+def test_supervisor_gives_up_when_its_display_is_gone_for_good(monkeypatch):
+    server = XServer().start()
+    monkeypatch.setenv("DISPLAY", server.env["DISPLAY"])
+    gone = threading.Event()
+    reports = []
+    supervisor = HookSupervisor(lambda: MouseHook(RingBuffer(capacity=1024)), lambda *r: reports.append(r),
+                                check_interval=0.1, on_display_gone=lambda reason: gone.set(),
+                                display_gone_after=0.5)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not reports and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert reports[0][0] is True and not gone.is_set()  # a live display is never given up on
+        server.stop()
+        assert gone.wait(DEADLINE)
+    finally:
+        supervisor.stop()
+        server.stop()
+
+
+def test_the_agent_ends_with_its_x_session(tmp_path, synth_model):
+    # before: it waited "not protecting" forever and held the instance lock against the next session
+    server = XServer().start()
+    env = {**os.environ, **server.env, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(tmp_path / "h")}
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--no-tray", "--action", "log",
+                             "--model", str(synth_model)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        time.sleep(3.0)
+        assert proc.poll() is None
+        server.stop()
+        _, err = proc.communicate(timeout=90)
+        assert "the desktop session has ended" in err and "Traceback" not in err, err
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
