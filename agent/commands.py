@@ -125,12 +125,17 @@ def run_agent(args) -> int:
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
-    from agent.capture import CaptureUnavailable, check_platform
+    import os
+
+    from agent.capture import CaptureUnavailable, check_platform, display_reachable
 
     try:
         check_platform()  # Wayland, no DISPLAY: say so and stop, as README promises, not sit unprotected
     except CaptureUnavailable as exc:
         raise MouseguardError(str(exc)) from None
+    if not display_reachable():
+        raise MouseguardError(f"cannot connect to the X display {os.environ.get('DISPLAY')!r} "
+                              "(not running, or no permission: XAUTHORITY)")
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
     if args.model:  # a model named on the command line must be one; a typo would start learning

@@ -267,3 +267,11 @@ def test_live_enroll_with_too_little_movement_keeps_recording(xserver, tmp_path)
     assert "Traceback" not in err
     assert list((home / "data" / "recordings" / "zoe").glob("*.csv.gz"))  # what was recorded is kept
     assert not (home / "data" / "models" / "zoe").exists()
+
+
+def test_run_with_a_mistyped_model_refuses_at_once(xserver, tmp_path):
+    # before: it started "learning", and after learning refused its own new model, forever
+    env = {**os.environ, "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11", "MOUSEGUARD_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "agent", "run", "--no-tray", "--model", str(tmp_path / "typo")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no model directory" in proc.stderr

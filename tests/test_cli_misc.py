@@ -92,7 +92,7 @@ def test_bad_config_is_one_line(tmp_path, toml, fragment, synth_model):
 @pytest.mark.parametrize("env, says", [
     ({"DISPLAY": "", "WAYLAND_DISPLAY": "", "XDG_SESSION_TYPE": "x11"}, "no X display"),
     ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, "Wayland gives applications no global mouse hook"),
-    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11", "MG_ARGS": "--model /nonexistent-model"}, "no model directory"),
+    ({"DISPLAY": ":97", "XDG_SESSION_TYPE": "x11"}, "cannot connect to the X display ':97'"),
 ])
 def test_run_refuses_at_once_what_it_cannot_watch(tmp_path, env, says):
     # before: it started and sat "not protecting" (no display) or "learning" (a mistyped --model)
