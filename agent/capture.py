@@ -245,6 +245,15 @@ def display_reachable() -> bool:
     return True
 
 
+def check_display() -> None:
+    """:func:`check_platform`, then that the display answers: raise :class:`CaptureUnavailable`
+    with a plain reason before a command starts watching (pynput's own is a repr of a tuple)."""
+    check_platform()
+    if not display_reachable():
+        raise CaptureUnavailable(f"cannot connect to the X display {os.environ.get('DISPLAY')!r} "
+                                 "(not running, or no permission: XAUTHORITY)")
+
+
 def _stop_quietly(hook, timeout: float = 0.1) -> None:
     """Stop ``hook``; one whose X server has gone raises from Xlib, which is no news by then."""
     try:

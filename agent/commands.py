@@ -125,17 +125,12 @@ def run_agent(args) -> int:
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
-    import os
-
-    from agent.capture import CaptureUnavailable, check_platform, display_reachable
+    from agent.capture import CaptureUnavailable, check_display
 
     try:
-        check_platform()  # Wayland, no DISPLAY: say so and stop, as README promises, not sit unprotected
+        check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
     except CaptureUnavailable as exc:
         raise MouseguardError(str(exc)) from None
-    if not display_reachable():
-        raise MouseguardError(f"cannot connect to the X display {os.environ.get('DISPLAY')!r} "
-                              "(not running, or no permission: XAUTHORITY)")
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
     if args.model:  # a model named on the command line must be one; a typo would start learning
@@ -174,11 +169,15 @@ def run_agent(args) -> int:
 
 
 def record_cmd(args) -> int:
-    from agent.capture import CaptureUnavailable
+    from agent.capture import CaptureUnavailable, check_display
     from agent.recorder import record
 
     if args.minutes is not None and not args.minutes > 0:
         raise MouseguardError("--minutes must be positive")
+    try:
+        check_display()
+    except CaptureUnavailable as exc:
+        raise MouseguardError(str(exc)) from None
     out = Path(args.out)
     if out.exists():  # checked now, not after the recording it would cost
         raise MouseguardError(f"--out {out}: already exists; mouseguard does not overwrite a recording, "

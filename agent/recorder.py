@@ -57,14 +57,14 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
     from agent.capture import MouseHook
     from agent.ringbuffer import RingBuffer
 
-    _stop_on_termination()
     buffer = RingBuffer()
     hook = (hook_factory or MouseHook)(buffer)
-    hook.start()
     chunks: list[np.ndarray] = []
     active, last_t = 0.0, None
     start = last_save = time.monotonic()
     try:
+        hook.start()  # inside the try: an interrupt during the start still stops the listener
+        _stop_on_termination()
         while True:
             buffer.wait(0.5)
             events, _ = buffer.drain()
