@@ -7,7 +7,10 @@ atomically every minute and at the end, so Ctrl-C or a crash keeps what was reco
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -31,26 +34,34 @@ def active_clock(t: np.ndarray, gap: float = 2.0) -> np.ndarray:
     return np.cumsum(np.where((dt > 0) & (dt <= gap), dt, 0.0))
 
 
-def _stop_on_termination() -> None:
-    """Let SIGTERM and SIGHUP (a logout, ``kill``, a closed terminal) stop a recording as Ctrl-C
-    does — keeping what was recorded — instead of ending the process before it is written."""
-    import signal
-    import threading
-
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event):
+    """While recording, let Ctrl-C, SIGTERM and SIGHUP (a logout, ``kill``, a closed terminal)
+    set ``stop`` — the loop then ends and writes what was recorded — and put the previous
+    handlers back afterwards. Setting a flag, not raising KeyboardInterrupt: an exception
+    raised from a handler lands wherever the main thread is, and inside a lock's wait it left
+    the lock broken ("release unlocked lock") or the process hung."""
     if threading.current_thread() is not threading.main_thread():
-        return  # signal handlers belong to the main thread; the agent's learner has its own stop
+        yield  # signal handlers belong to the main thread; the agent's learner has its own stop
+        return
+    names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]  # Windows: no SIGHUP
+    previous = {n: signal.signal(getattr(signal, n), lambda *_: stop.set()) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
 
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):  # Windows has no SIGHUP
-            signal.signal(getattr(signal, name), interrupt)
+def _say_stopped() -> None:
+    print(file=sys.stderr)
+    print("stopped: keeping what was recorded", file=sys.stderr)
 
 
 def record(out_path, *, active_minutes: float | None = None, wall_minutes: float | None = None,
            progress=None, hook_factory=None, stop_event=None) -> np.ndarray:
-    """Record until enough active (or wall-clock) minutes, Ctrl-C, or ``stop_event``.
+    """Record until enough active (or wall-clock) minutes, Ctrl-C (or SIGTERM, SIGHUP), or
+    ``stop_event``.
 
     Returns the events; they are also in ``out_path`` (project format) however it ends.
     """
@@ -62,34 +73,36 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
     chunks: list[np.ndarray] = []
     active, last_t = 0.0, None
     start = last_save = time.monotonic()
+    signalled = threading.Event()
     try:
-        hook.start()  # inside the try: an interrupt during the start still stops the listener
-        _stop_on_termination()
-        while True:
-            buffer.wait(0.5)
-            events, _ = buffer.drain()
-            if len(events):
-                t = events["t"] if last_t is None else np.concatenate(([last_t], events["t"]))
-                active += active_seconds(t)
-                last_t = float(events["t"][-1])
-                chunks.append(events)
-            now = time.monotonic()
-            if progress:
-                progress(active, now - start, sum(map(len, chunks)))
-            if now - last_save >= CHECKPOINT_SECONDS and chunks:
-                write_recording(out_path, np.concatenate(chunks))
-                last_save = now
-            if active_minutes is not None and active >= active_minutes * 60:
-                break
-            if wall_minutes is not None and now - start >= wall_minutes * 60:
-                break
-            if stop_event is not None and stop_event.is_set():
-                break
-            if not hook.alive:
-                raise RuntimeError(f"the mouse hook stopped: {hook.error}")
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        print("stopped: keeping what was recorded", file=sys.stderr)
+        hook.start()  # inside the try: a Ctrl-C during the start still stops the listener
+        with _signals_stop(signalled):
+            while not signalled.is_set():
+                buffer.wait(0.5)
+                events, _ = buffer.drain()
+                if len(events):
+                    t = events["t"] if last_t is None else np.concatenate(([last_t], events["t"]))
+                    active += active_seconds(t)
+                    last_t = float(events["t"][-1])
+                    chunks.append(events)
+                now = time.monotonic()
+                if progress:
+                    progress(active, now - start, sum(map(len, chunks)))
+                if now - last_save >= CHECKPOINT_SECONDS and chunks:
+                    write_recording(out_path, np.concatenate(chunks))
+                    last_save = now
+                if active_minutes is not None and active >= active_minutes * 60:
+                    break
+                if wall_minutes is not None and now - start >= wall_minutes * 60:
+                    break
+                if stop_event is not None and stop_event.is_set():
+                    break
+                if not hook.alive:
+                    raise RuntimeError(f"the mouse hook stopped: {hook.error}")
+        if signalled.is_set():
+            _say_stopped()
+    except KeyboardInterrupt:  # Ctrl-C while the hook was starting
+        _say_stopped()
     finally:
         # Written before the hook is stopped: stopping a hook whose X server has gone raises,
         # and what was recorded must not go with it.

@@ -218,7 +218,7 @@ def test_record_command_writes_what_xdotool_did(xserver, tmp_path):
     assert (out.stat().st_mode & 0o077) == 0
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_record_stopped_by_a_signal_keeps_what_was_recorded(xserver, tmp_path, sig):
     import signal
 
