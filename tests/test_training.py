@@ -151,6 +151,10 @@ def test_calibration_holds_out_whole_sessions_from_two_on():
     assert training_heads([50]) == [40]  # one recording: its tail
     assert training_heads([40]) == [30]  # a short one: enough held out to calibrate on
     assert training_heads([50, 50, 30, 20]) == [50, 50, 0, 0]  # the last sessions, >= 20 % of the blocks
+    # two short tries ("too little data", then enrol again) and a long one: holding out the long
+    # one would train on two blocks; the tail of each instead
+    assert training_heads([1, 1, 87]) == [1, 1, 70]
+    assert training_heads([100, 1, 1, 1]) == [80, 1, 1, 1]  # the last ones too few to calibrate on
 
 
 def test_platt_keeps_the_slope_and_half_the_shift_of_the_fitted_scale():

@@ -45,9 +45,10 @@ def training_heads(lengths: list[int], holdout: float = HOLDOUT) -> list[int]:
     held-out sessions show the model what a new session looks like. With two runs as well: in
     the ``enrolment`` protocol (Balabit, two sessions each) holding out the second whole
     session instead of both tails halved the false locks (33.6 -> 15.0 per 8 active hours) at
-    a slower lock (median 25 s -> 100 s) and the same global AUCs. Two runs of very different
-    length (one under a tenth of the blocks) fall back to tails: holding out the short one
-    leaves too little to calibrate on, the long one too little to learn from.
+    a slower lock (median 25 s -> 100 s) and the same global AUCs. Runs of very different
+    length fall back to tails, when the whole runs held out would hold under a tenth of the
+    blocks (too little to calibrate on) or over nine tenths (too little left to learn from:
+    short tries of an enrolment, then a long recording).
     """
     if len(lengths) < 2:
         return [n - max(int(round(n * holdout)), min(MIN_HELD, n // 3)) for n in lengths]
@@ -55,7 +56,7 @@ def training_heads(lengths: list[int], holdout: float = HOLDOUT) -> list[int]:
     while k < len(lengths) - 1 and held_blocks < holdout * total:
         k += 1
         held_blocks += lengths[-k]
-    if len(lengths) == 2 and not holdout / 2 <= held_blocks / max(total, 1) <= 1 - holdout / 2:
+    if not holdout / 2 <= held_blocks / max(total, 1) <= 1 - holdout / 2:
         return _tails(lengths, holdout)
     return list(lengths[:-k]) + [0] * k
 
