@@ -228,15 +228,20 @@ def test_record_stopped_by_a_signal_keeps_what_was_recorded(xserver, tmp_path, s
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     import select
 
-    started, deadline = "", time.monotonic() + 60
-    while "recording" not in started and time.monotonic() < deadline:  # its progress line: recording
-        if select.select([proc.stderr], [], [], 0.5)[0]:
-            started += os.read(proc.stderr.fileno(), 4096).decode()
-    xserver.xdotool(*sum((["mousemove", str(20 + 5 * i), str(30 + 3 * i)] for i in range(50)), []))
-    time.sleep(0.5)
-    proc.send_signal(getattr(signal, sig))  # a logout or `kill`, long before the first checkpoint
-    _, err = proc.communicate(timeout=30)
-    err = started + err
+    try:
+        started, deadline = "", time.monotonic() + 60
+        while "recording" not in started and time.monotonic() < deadline:  # its progress line: recording
+            if select.select([proc.stderr], [], [], 0.5)[0]:
+                started += os.read(proc.stderr.fileno(), 4096).decode()
+        xserver.xdotool(*sum((["mousemove", str(20 + 5 * i), str(30 + 3 * i)] for i in range(50)), []))
+        time.sleep(0.5)
+        proc.send_signal(getattr(signal, sig))  # a logout or `kill`, long before the first checkpoint
+        _, err = proc.communicate(timeout=30)
+        err = started + err
+    finally:
+        if proc.poll() is None:  # a hung recorder must not outlive the test
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0 and "keeping what was recorded" in err, err
     from agent.recordings import read_recording
 
