@@ -118,6 +118,7 @@ def run_agent(args) -> int:
 
     from agent.actions import platform_locker
     from agent.actions.actor import Actor
+    from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
@@ -125,12 +126,7 @@ def run_agent(args) -> int:
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
-    from agent.capture import CaptureUnavailable, check_display
-
-    try:
-        check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
-    except CaptureUnavailable as exc:
-        raise MouseguardError(str(exc)) from None
+    check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
     if args.model:  # a model named on the command line must be one; a typo would start learning
@@ -169,15 +165,12 @@ def run_agent(args) -> int:
 
 
 def record_cmd(args) -> int:
-    from agent.capture import CaptureUnavailable, check_display
+    from agent.capture import check_display
     from agent.recorder import record
 
     if args.minutes is not None and not args.minutes > 0:
         raise MouseguardError("--minutes must be positive")
-    try:
-        check_display()
-    except CaptureUnavailable as exc:
-        raise MouseguardError(str(exc)) from None
+    check_display()  # CaptureUnavailable is a MouseguardError: one line, exit 2
     out = Path(args.out)
     if out.exists():  # checked now, not after the recording it would cost
         raise MouseguardError(f"--out {out}: already exists; mouseguard does not overwrite a recording, "
@@ -189,10 +182,7 @@ def record_cmd(args) -> int:
         print(f"\rrecording {wall / 60:5.1f}{limit} min, {active / 60:5.1f} min of movement, {events} events "
               f"(Ctrl-C to stop)", end="", file=sys.stderr, flush=True)
 
-    try:
-        events = record(args.out, wall_minutes=args.minutes, progress=progress)
-    except CaptureUnavailable as exc:
-        raise MouseguardError(str(exc)) from None
+    events = record(args.out, wall_minutes=args.minutes, progress=progress)
     if len(events) == 0:
         raise MouseguardError("nothing was recorded (no mouse input reached the hook); no file written")
     print(f"\n{len(events)} events written to {args.out}", file=sys.stderr)

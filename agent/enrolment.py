@@ -94,17 +94,14 @@ def enroll_cmd(args) -> int:
         minutes = args.minutes or config.enrolment.minutes
         if not minutes > 0:
             raise MouseguardError("--minutes must be positive")
-        from agent.capture import CaptureUnavailable, check_display
+        from agent.capture import check_display
         from agent.recorder import record
 
-        try:
-            check_display()
-            path = new_recording_path(user_recordings_dir(user))
-            print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
-                  f"movement into {path}.", file=sys.stderr)
-            record(path, active_minutes=minutes, progress=_progress_line(minutes))
-        except CaptureUnavailable as exc:
-            raise MouseguardError(str(exc)) from None
+        check_display()  # before the announcement below; CaptureUnavailable is a MouseguardError
+        path = new_recording_path(user_recordings_dir(user))
+        print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
+              f"movement into {path}.", file=sys.stderr)
+        record(path, active_minutes=minutes, progress=_progress_line(minutes))
         print(file=sys.stderr)
         files = sorted(str(p) for p in user_recordings_dir(user).glob("*.csv*"))
         if not files:

@@ -135,17 +135,17 @@ class Agent:
 
         if self.config.enrolment.auto and training_available():
             self._learn()
-        elif self.config.enrolment.auto:
+            return
+        if self.config.enrolment.auto:
             # learning would record for half an hour and then fail to train, again every 10 minutes
-            self.mode, self.mode_detail = states.NOT_ENROLLED, "enrolment needs PyTorch: pip install 'mouseguard[train]'"
-            self.set_state(self.mode, self.mode_detail)
-            self.tray.notify("mouseguard is not protecting yet",
-                             "No model for you yet, and this installation cannot train one: "
-                             "install mouseguard[train], then run 'mouseguard enroll'.")
+            detail, notice = ("enrolment needs PyTorch: pip install 'mouseguard[train]'",
+                              "No model for you yet, and this installation cannot train one: "
+                              "install mouseguard[train], then run 'mouseguard enroll'.")
         else:
-            self.mode, self.mode_detail = states.NOT_ENROLLED, "run 'mouseguard enroll'"
-            self.set_state(self.mode, self.mode_detail)
-            self.tray.notify("mouseguard is not protecting yet", "No model for you yet: run 'mouseguard enroll'.")
+            detail, notice = "run 'mouseguard enroll'", "No model for you yet: run 'mouseguard enroll'."
+        self.mode, self.mode_detail = states.NOT_ENROLLED, detail
+        self.set_state(self.mode, self.mode_detail)
+        self.tray.notify("mouseguard is not protecting yet", notice)
 
     def _protect(self, model) -> None:
         from agent.pipeline import PipelineThread

@@ -397,19 +397,25 @@ def test_capture_imports_without_a_display():
     assert done.returncode == 0, done.stderr
 
 
-def test_stopping_the_supervisor_after_the_x_server_died_does_not_raise(monkeypatch):
-    # the agent's own X server goes away (logout, crash) and the agent stops before the
-    # supervisor has noticed: stopping the hook used to end in an Xlib traceback
+def _supervise_a_private_display(monkeypatch, **options):
+    """A private Xvfb (the shared one must not die) and a supervisor whose hook runs on it."""
     server = XServer().start()
     monkeypatch.setenv("DISPLAY", server.env["DISPLAY"])
     reports = []
     supervisor = HookSupervisor(lambda: MouseHook(RingBuffer(capacity=1024)), lambda *r: reports.append(r),
-                                check_interval=5.0)
+                                **options)
     supervisor.start()
+    deadline = time.monotonic() + DEADLINE
+    while not reports and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, supervisor, reports
+
+
+def test_stopping_the_supervisor_after_the_x_server_died_does_not_raise(monkeypatch):
+    # the agent's own X server goes away (logout, crash) and the agent stops before the
+    # supervisor has noticed: stopping the hook used to end in an Xlib traceback
+    server, supervisor, reports = _supervise_a_private_display(monkeypatch, check_interval=5.0)
     try:
-        deadline = time.monotonic() + DEADLINE
-        while not reports and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert reports and reports[0][0] is True
     finally:
         server.stop()
@@ -418,18 +424,10 @@ def test_stopping_the_supervisor_after_the_x_server_died_does_not_raise(monkeypa
 
 
 def test_supervisor_gives_up_when_its_display_is_gone_for_good(monkeypatch):
-    server = XServer().start()
-    monkeypatch.setenv("DISPLAY", server.env["DISPLAY"])
     gone = threading.Event()
-    reports = []
-    supervisor = HookSupervisor(lambda: MouseHook(RingBuffer(capacity=1024)), lambda *r: reports.append(r),
-                                check_interval=0.1, on_display_gone=lambda reason: gone.set(),
-                                display_gone_after=0.5)
-    supervisor.start()
+    server, supervisor, reports = _supervise_a_private_display(
+        monkeypatch, check_interval=0.1, on_display_gone=lambda reason: gone.set(), display_gone_after=0.5)
     try:
-        deadline = time.monotonic() + DEADLINE
-        while not reports and time.monotonic() < deadline:
-            time.sleep(0.05)
         time.sleep(1.0)
         assert reports[0][0] is True and not gone.is_set()  # a live display is never given up on
         server.stop()
