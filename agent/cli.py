@@ -198,7 +198,7 @@ def _dispatch(args) -> int:
                 "(CPU-only wheel: see README, 'Install')"
             )
         if args.command == "bench":
-            from training import bench
+            from benchmarks import run as bench
 
             return bench.run(args)
         from training import commands
