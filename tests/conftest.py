@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.xserver import XServer, XServerError
+from benchmarks.xserver import XServer, XServerError
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def test_bench_quick_writes_every_figure(tmp_path):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed; mouseguard bench needs it (apt-get install {package})",
                         pytrace=False)
-    from training.bench import FIGURES
+    from benchmarks.report import FIGURES
 
     out = tmp_path / "bench"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}

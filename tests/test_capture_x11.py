@@ -24,7 +24,7 @@ from agent.events import (
 )
 from agent.recordings import read_recording, write_recording
 from agent.ringbuffer import RingBuffer
-from tests.xserver import XServer, relative_move
+from benchmarks.xserver import XServer, relative_move
 
 pytestmark = pytest.mark.x11
 

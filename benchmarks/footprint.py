@@ -1,7 +1,7 @@
 """Installed size of mouseguard's runtime: the distributions it needs, files summed.
 
 Runs in whatever interpreter imports it: ``mouseguard bench`` runs it as
-``python -m training.bench_footprint mouseguard`` inside a temporary venv where the project was
+``python -m benchmarks.footprint mouseguard`` inside a temporary venv where the project was
 installed without extras, or calls :func:`footprint` on its own interpreter with the runtime
 requirements read from ``pyproject.toml`` (quick mode: no install, no package index).
 Standard library only, plus ``packaging`` when present for markers.

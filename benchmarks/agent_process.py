@@ -1,4 +1,4 @@
-"""The agent side of ``mouseguard bench``: run in a child process, never with torch.
+"""The agent side of ``mouseguard bench`` (benchmarks.run): run in a child process, never with torch.
 
 The benchmark's own process has torch loaded (``mouseguard bench`` needs it for the eager
 comparison and the enrolment), so what the agent costs is measured here, in a fresh Python
@@ -15,7 +15,7 @@ last line of stdout:
               X display in ``DISPLAY``; the parent drives xdotool and then writes a line to
               stdin to end the measurement.
 
-Usage: ``python -m training.bench_agent_process MODE JSON-PARAMETERS``.
+Usage: ``python -m benchmarks.agent_process MODE JSON-PARAMETERS``.
 """
 
 from __future__ import annotations

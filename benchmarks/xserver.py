@@ -1,4 +1,4 @@
-"""A private X server for tests: real Xvfb, real xdotool input.
+"""A private X server for tests and benchmarks: real Xvfb, real xdotool input.
 
 Input from xdotool goes through XTest into the X server, so a pynput listener sees it exactly
 as it would see a hand on a mouse (X11 does not flag XTest input as injected). No mocks: the
