@@ -13,14 +13,14 @@ import numpy as np
 #: SapiMouse's ``Other``, pynput's ``x1``/``x2``): they carry coordinates like any press.
 BUTTONS = ("NoButton", "Left", "Right", "Middle", "Scroll", "Other")
 #: State names in code order. ``Up``/``Down`` are wheel directions, as in Balabit.
-STATES = ("Move", "Drag", "Pressed", "Released", "Up", "Down")
+STATE_NAMES = ("Move", "Drag", "Pressed", "Released", "Up", "Down")
 
 NO_BUTTON, LEFT, RIGHT, MIDDLE, SCROLL, OTHER = range(len(BUTTONS))
-MOVE, DRAG, PRESSED, RELEASED, UP, DOWN = range(len(STATES))
+MOVE, DRAG, PRESSED, RELEASED, UP, DOWN = range(len(STATE_NAMES))
 
 BUTTON_CODES = {name: code for code, name in enumerate(BUTTONS)}
 BUTTON_CODES.update({"XButton": OTHER, "X1": OTHER, "X2": OTHER})
-STATE_CODES = {name: code for code, name in enumerate(STATES)}
+STATE_CODES = {name: code for code, name in enumerate(STATE_NAMES)}
 
 #: One event per row. float64 time: a monotonic clock after days of uptime still needs
 #: sub-millisecond resolution, which float32 cannot give.

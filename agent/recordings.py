@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.errors import MouseguardError
-from agent.events import BUTTON_CODES, BUTTONS, EVENT_DTYPE, STATE_CODES, STATES
+from agent.events import BUTTON_CODES, BUTTONS, EVENT_DTYPE, STATE_CODES, STATE_NAMES
 from agent.files import atomic_open
 
 HEADER = ("client timestamp", "button", "state", "x", "y")
@@ -127,7 +127,7 @@ def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int) -> 
         if button not in BUTTON_CODES:
             return f"{where}: unknown button {button!r} (expected one of {', '.join(BUTTONS)})"
         if state not in STATE_CODES:
-            return f"{where}: unknown state {state!r} (expected one of {', '.join(STATES)})"
+            return f"{where}: unknown state {state!r} (expected one of {', '.join(STATE_NAMES)})"
         for name, value in (("x", x), ("y", y)):
             try:
                 if not _coordinates_fit(float(value)):
@@ -156,7 +156,7 @@ def write_recording(path: str | os.PathLike, events: np.ndarray) -> None:
     path = Path(path)
     lines = [",".join(HEADER)]
     lines += [
-        f"{t:.6f},{BUTTONS[b]},{STATES[s]},{x},{y}"
+        f"{t:.6f},{BUTTONS[b]},{STATE_NAMES[s]},{x},{y}"
         for t, b, s, x, y in zip(
             events["t"].tolist(), events["button"].tolist(), events["state"].tolist(),
             events["x"].tolist(), events["y"].tolist(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.events import BUTTONS, EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, STATES, make_events
+from agent.events import BUTTONS, EVENT_DTYPE, LEFT, MOVE, NO_BUTTON, PRESSED, RELEASED, STATE_NAMES, make_events
 from agent.recordings import BALABIT_HEADER
 
 STYLES = {
@@ -55,12 +55,12 @@ def write_sapimouse(path, events):
     """SapiMouse's format: milliseconds, CRLF line endings."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["client timestamp,button,state,x,y"] + [
-        f"{int(round(t * 1000))},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+        f"{int(round(t * 1000))},{BUTTONS[b]},{STATE_NAMES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
 
 
 def write_balabit(path, events):
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(BALABIT_HEADER)] + [
-        f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
+        f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATE_NAMES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
     path.write_text("\n".join(lines) + "\n")
