@@ -116,13 +116,13 @@ def run_agent(args) -> int:
     import logging
     import signal
 
-    from agent.actions import platform_locker
-    from agent.actions.actor import Actor
     from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
     from agent.paths import ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.responses import platform_locker
+    from agent.responses.actor import Actor
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from agent.actions.alert import FallbackNotifier, Notify
+from agent.responses.alert import FallbackNotifier, Notify
 from agent.states import (
     ALERTED,
     COLOURS,

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from agent import states
-from agent.actions.actor import Actor
-from agent.actions.result import LockResult
 from agent.config import Config, EnrolmentConfig
+from agent.responses.actor import Actor
+from agent.responses.result import LockResult
 from agent.runner import Agent
 from tests.fakes import RecordingTray
 

@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Callable, Mapping, Sequence
 
-from agent.actions.result import LockResult
+from agent.responses.result import LockResult
 
 Run = Callable[..., subprocess.CompletedProcess]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from agent.actions.result import LockResult
+from agent.responses.result import LockResult
 
 
 def load_lock_workstation() -> tuple[Callable[[], int], Callable[[], int]]:

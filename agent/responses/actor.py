@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from agent.actions.alert import Notify
-from agent.actions.result import LockResult, Locker
+from agent.responses.alert import Notify
+from agent.responses.result import Locker, LockResult
 
 ACTIONS = ("lock", "alert", "log")
 

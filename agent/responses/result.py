@@ -1,7 +1,7 @@
 """What a locker reports back.
 
 Every locker answers with a :class:`LockResult` instead of raising, because the caller (the
-:class:`~agent.actions.actor.Actor`) must turn *any* failure into a visible alert: a lock that
+:class:`~agent.responses.actor.Actor`) must turn *any* failure into a visible alert: a lock that
 silently did nothing is the one failure a security agent cannot afford.
 """
 

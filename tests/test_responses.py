@@ -1,4 +1,4 @@
-"""The act layer: per-OS lockers and the Actor policy, without locking anything.
+"""The response layer (agent.responses): per-OS lockers and the Actor policy, without locking anything.
 
 Every OS call goes through an injected seam (subprocess runner, library loader, probe), so
 the decision logic — which command, in which order, what counts as locked, what happens when
@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from agent.actions import (
+from agent.responses import (
     ALERTED,
     LOCK_FAILED,
     LOCKED,
@@ -23,8 +23,8 @@ from agent.actions import (
     LockResult,
     platform_locker,
 )
-from agent.actions.alert import desktop_notify_command, notify_send_command, osascript_notify_command
-from agent.actions.linux import (
+from agent.responses.alert import desktop_notify_command, notify_send_command, osascript_notify_command
+from agent.responses.linux import (
     DBUS_LOCKS,
     LinuxLocker,
     dbus_lock_command,
@@ -34,8 +34,8 @@ from agent.actions.linux import (
     user_display_command,
     user_sessions_command,
 )
-from agent.actions.macos import LOGIN_FRAMEWORK, MacLocker
-from agent.actions.windows import WindowsLocker
+from agent.responses.macos import LOGIN_FRAMEWORK, MacLocker
+from agent.responses.windows import WindowsLocker
 from tests.fakes import FakeRun
 
 FREEDESKTOP = dbus_lock_command(*DBUS_LOCKS[0])

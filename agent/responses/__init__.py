@@ -1,4 +1,6 @@
-"""Acting on a detection: lock the session, alert, or only log — per OS.
+"""The agent's response when it judges an impostor: lock the session, alert, or only log — per OS.
+
+(The "mouse actions" of :mod:`agent.mouse_actions` are something else: movement segments.)
 
 ``platform_locker()`` picks the locker for the running OS; ``Actor`` wraps it with the
 policy (which action, what to do when the lock fails). Per-OS modules import nothing
@@ -9,9 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from agent.actions.actor import ACTIONS, ALERTED, LOCK_FAILED, LOCKED, LOGGED, Actor
-from agent.actions.alert import FallbackNotifier, Notify
-from agent.actions.result import LockResult, Locker
+from agent.responses.actor import ACTIONS, ALERTED, LOCK_FAILED, LOCKED, LOGGED, Actor
+from agent.responses.alert import FallbackNotifier, Notify
+from agent.responses.result import Locker, LockResult
 
 __all__ = [
     "ACTIONS",
@@ -31,15 +33,15 @@ __all__ = [
 def platform_locker(platform: str = sys.platform) -> Locker:
     """The locker for ``platform`` (default: this machine's)."""
     if platform == "win32":
-        from agent.actions.windows import WindowsLocker
+        from agent.responses.windows import WindowsLocker
 
         return WindowsLocker()
     if platform == "darwin":
-        from agent.actions.macos import MacLocker
+        from agent.responses.macos import MacLocker
 
         return MacLocker()
     if platform.startswith("linux") or platform.startswith("freebsd"):
-        from agent.actions.linux import LinuxLocker
+        from agent.responses.linux import LinuxLocker
 
         return LinuxLocker()
     return _UnsupportedLocker(platform)
