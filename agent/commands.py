@@ -39,7 +39,8 @@ def score(args) -> int:
 
 
 def replay_cmd(args) -> int:
-    from agent.replay import make_pipeline, replay_printed, summary
+    from agent.pipeline import make_pipeline
+    from agent.replay import replay_printed, summary
     from agent.scorer import Scorer
 
     if args.speed is not None and not args.speed > 0:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import models
 from agent.model_dir import load_model_dir
+from agent.pipeline import make_pipeline
 from agent.recordings import read_recording
-from agent.replay import final_state, make_pipeline, replay_printed, summary
+from agent.replay import final_state, replay_printed, summary
 from agent.scorer import Scorer
 
 

@@ -13,6 +13,8 @@ import threading
 import numpy as np
 
 from agent.decision import RollingDecision, Verdict
+from agent.model_dir import ModelDir
+from agent.model_inputs import make_extractor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,16 @@ class Pipeline:
             self.blocks_scored += 1
             out.append(BlockVerdict(t, self.blocks_scored, self.decision.update(s, now=t)))
         return out
+
+
+def make_pipeline(model: ModelDir, scorer, window: int | None = None, threshold: float | None = None,
+                  grace_seconds: float = 0.0) -> Pipeline:
+    """The pipeline a model directory asks for: its extractor, ``scorer``, and a rolling decision
+    with the model's window and threshold unless given (the live agent and every replay)."""
+    decision = RollingDecision(window or model.decision.window,
+                               threshold if threshold is not None else model.decision.threshold,
+                               grace_seconds=grace_seconds)
+    return Pipeline(make_extractor(model), scorer, decision)
 
 
 class PipelineThread(threading.Thread):

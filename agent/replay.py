@@ -11,18 +11,7 @@ import time
 import numpy as np
 
 from agent import states
-from agent.decision import RollingDecision
-from agent.model_dir import ModelDir
-from agent.model_inputs import make_extractor
 from agent.pipeline import BlockVerdict, Pipeline
-
-
-def make_pipeline(model: ModelDir, scorer, window: int | None = None, threshold: float | None = None,
-                  grace_seconds: float = 0.0) -> Pipeline:
-    decision = RollingDecision(window or model.decision.window,
-                               threshold if threshold is not None else model.decision.threshold,
-                               grace_seconds=grace_seconds)
-    return Pipeline(make_extractor(model), scorer, decision)
 
 
 def replay(events: np.ndarray, pipeline: Pipeline, speed: float | None = None, on_verdict=None,

@@ -148,8 +148,7 @@ class Agent:
         self.tray.notify("mouseguard is not protecting yet", notice)
 
     def _protect(self, model) -> None:
-        from agent.pipeline import PipelineThread
-        from agent.replay import make_pipeline
+        from agent.pipeline import PipelineThread, make_pipeline
         from agent.scorer import Scorer
 
         d = self.config.decision

@@ -59,7 +59,7 @@ def _cpu_seconds() -> float:
 
 def _load_scorer(model_path: str):
     from agent.model_dir import load_model_dir
-    from agent.replay import make_pipeline
+    from agent.pipeline import make_pipeline
     from agent.scorer import Scorer
 
     model = load_model_dir(model_path)

@@ -7,8 +7,9 @@ from agent import states
 from agent.cli import main
 from agent.model_dir import load_model_dir
 from agent.model_inputs import extract_all
+from agent.pipeline import make_pipeline
 from agent.recordings import write_recording
-from agent.replay import final_state, make_pipeline, replay
+from agent.replay import final_state, replay
 from agent.scorer import Scorer
 from tests.synth import synth_events
 
