@@ -212,8 +212,8 @@ def enroll(args) -> int:
     return enroll_cmd(args)
 
 
-HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo, "enroll": enroll, "status": status,
-            "autostart": autostart, "forget": forget}
+HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo,
+            "enroll": enroll, "status": status, "autostart": autostart, "forget": forget}
 
 
 def run(args) -> int:

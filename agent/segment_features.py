@@ -177,11 +177,13 @@ class SegmentExtractor:
         feats, ends = [], []
         for piece in pieces[:-1]:
             f, e = self._complete(piece)
-            feats.append(f); ends.append(e)
+            feats.append(f)
+            ends.append(e)
         last = pieces[-1]
         full = len(last) // self.spec.size * self.spec.size
         f, e = self._complete(last[:full])
-        feats.append(f); ends.append(e)
+        feats.append(f)
+        ends.append(e)
         self._pending = last[full:].copy()
         return np.concatenate(feats), np.concatenate(ends)
 

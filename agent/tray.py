@@ -164,7 +164,8 @@ def _draw_badge(draw: "ImageDraw.ImageDraw", state: str, s: int, colour: tuple[i
     w = max(1, round(s * 0.045))
     u = r * 0.55  # symbol half-extent
     if state == PROTECTED:  # check mark
-        draw.line([(cx - u, cy), (cx - u * 0.25, cy + u * 0.7), (cx + u, cy - u * 0.7)], fill=ink, width=w, joint="curve")
+        draw.line([(cx - u, cy), (cx - u * 0.25, cy + u * 0.7), (cx + u, cy - u * 0.7)], fill=ink, width=w,
+                  joint="curve")
     elif state == LEARNING:  # three dots: in progress
         for dx in (-u * 0.8, 0, u * 0.8):
             d = w * 0.7
@@ -317,7 +318,8 @@ class PystrayTray(Tray):
         return menu(
             item(lambda _item: self._status_line, None, enabled=False),
             menu.SEPARATOR,
-            item(f"Pause for {self._pause_minutes} {unit}", self._on_pause, visible=lambda _item: self._state != PAUSED),
+            item(f"Pause for {self._pause_minutes} {unit}", self._on_pause,
+                 visible=lambda _item: self._state != PAUSED),
             item("Resume", self._on_resume, visible=lambda _item: self._state == PAUSED),
             # Default item: the only thing a click does on backends without a menu (xorg).
             # Never pause: a stray click must not switch protection off.

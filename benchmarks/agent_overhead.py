@@ -49,7 +49,8 @@ def bench_agent(ctx: Context, report: Report) -> None:
         np.save(short, feed[feed["offset"] < 10.0])
         # Where the shipped loop's time goes (cProfile inflates it; shares are what matter).
         prof, _ = run_agent_child("overhead", {**params, "profile": True, "events": str(short)}, timeout=200)
-        details["profile_shipped_loop_10s"] = {"cpu_s_per_min_under_cprofile": prof["agent_cpu_s"] / (prof["input_seconds"] / 60),
+        details["profile_shipped_loop_10s"] = {"cpu_s_per_min_under_cprofile":
+                                                   prof["agent_cpu_s"] / (prof["input_seconds"] / 60),
                                                "feeds": prof["feeds"], "events_per_feed": prof["events_per_feed"],
                                                "top_own_time": prof["profile_top"]}
     report.details["agent"] = details

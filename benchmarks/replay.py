@@ -60,7 +60,8 @@ def bench_long(ctx: Context, report: Report) -> None:
                missing == 0)
     report.add("long.decisions", "long replay: decisions made", r["decisions"], "count", "= blocks scored",
                r["decisions"] == r["blocks_scored"])
-    report.details["long"] = {**r, "event_span_hours": r["input_hours"], "blocks_by_cut_blocks": by_cutter, "slice_seconds": slice_s,
+    report.details["long"] = {**r, "event_span_hours": r["input_hours"], "blocks_by_cut_blocks": by_cutter,
+                              "slice_seconds": slice_s,
                               "events_per_second_replayed": r["events"] / max(r["wall_seconds"], 1e-9),
                               "input": f"{'demo recordings' if ctx.quick else 'Balabit user7 sessions'} looped, "
                                        f"timestamps shifted, {LOOP_PAUSE:g} s between copies"}

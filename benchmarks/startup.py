@@ -156,7 +156,8 @@ def bench_footprint(ctx: Context, report: Report) -> None:
                                    capture_output=True, text=True, timeout=120, check=True,
                                    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
             result = json.loads(probe.stdout)
-            torch_there = subprocess.run([str(py), "-c", "import importlib.util as u; print(u.find_spec('torch') is not None)"],
+            torch_there = subprocess.run([str(py), "-c",
+                                          "import importlib.util as u; print(u.find_spec('torch') is not None)"],
                                          check=False, capture_output=True, text=True, cwd=str(venv)).stdout.strip()
             result.update(install_seconds=install_s, venv_total_bytes=_tree_bytes([venv]), torch_installed=torch_there)
             method = "pip install of the project without extras into a fresh venv; sizes of the installed " \

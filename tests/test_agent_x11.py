@@ -144,7 +144,8 @@ def test_no_model_learns_then_protects(make_agent, synth_model, tmp_path, xserve
         wait_for(lambda: agent.hook_ok, what="the hook")
         assert tray.state == states.LEARNING
         for _ in range(3):
-            xserver.xdotool(*sum((["mousemove", str(50 + 7 * i), str(60 + 5 * i), "sleep", "0.01"] for i in range(60)), []))
+            xserver.xdotool(*sum((["mousemove", str(50 + 7 * i), str(60 + 5 * i), "sleep", "0.01"] for i in range(60)),
+                                 []))
         wait_for(lambda: tray.state == states.PROTECTED, timeout=20, what="protecting after enrolment")
         assert seen["files"] and all(os.path.exists(f) for f in seen["files"])
         assert any("now protecting" in t for t, _ in tray.notifications)

@@ -52,7 +52,8 @@ def test_double_click_and_what_precedes_it():
 
 def test_drag_and_drop():
     rows = stroke(0, 0, 0, 50, 50) + [(0.2, "Left", "Pressed", 50, 50)] + \
-        [(0.22 + 0.02 * i, "NoButton", "Drag", 50 + 10 * i, 50) for i in range(1, 6)] + [(0.4, "Left", "Released", 100, 50)]
+        [(0.22 + 0.02 * i, "NoButton", "Drag", 50 + 10 * i, 50) for i in range(1, 6)] + \
+        [(0.4, "Left", "Released", 100, 50)]
     a = segment_actions(make_events(rows))
     assert [KINDS[k] for k in a["kind"]] == ["MM", "DD"]
     assert a["disp"][1] == pytest.approx(50) and a["path"][1] == pytest.approx(50)
@@ -79,7 +80,8 @@ def test_balabit_fixture():
     assert events["t"][0] <= a["t0"][0] and a["t1"][-1] <= events["t"][-1]
 
 
-@pytest.mark.parametrize("path", ["balabit-excerpts/user7/session_excerpt1", "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"])
+@pytest.mark.parametrize("path", ["balabit-excerpts/user7/session_excerpt1",
+                                  "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"])
 def test_streaming_equals_batch(path):
     events = read_recording(FIXTURES / path)
     batch = segment_actions(events)

@@ -106,7 +106,8 @@ def test_without_display_property_picks_an_active_graphical_session():
     def show_session(command):
         sid = command[2]
         if command[3:] == ["-p", "Type", "-p", "Active"]:
-            return 0, {"4": "Type=tty\nActive=yes\n", "5": "Type=wayland\nActive=no\n", "c2": "Type=x11\nActive=yes\n"}[sid]
+            return 0, {"4": "Type=tty\nActive=yes\n", "5": "Type=wayland\nActive=no\n",
+                       "c2": "Type=x11\nActive=yes\n"}[sid]
         return 0, "yes\n" if sid == "c2" else "no\n"
 
     run = FakeRun({

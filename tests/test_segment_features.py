@@ -71,7 +71,8 @@ def test_streaming_equals_batch_in_chunks():
     while i < len(events):
         n = int(rng.integers(1, 40))
         f, t = ex.push(events[i:i + n])
-        parts.append(f); times.append(t)
+        parts.append(f)
+        times.append(t)
         i += n
     f, t = ex.flush()
     assert len(f) == 0

@@ -312,7 +312,8 @@ def test_menu_follows_the_state(make_tray):
 
     tray.set_state(PROTECTED, format_tooltip(PROTECTED, 0.87))
     texts = [str(item) for item in tray.menu]
-    assert texts == ["mouseguard: protected (score 0.87)", "- - - -", "Pause for 15 minutes", "Open logs folder", "Quit"]
+    assert texts == ["mouseguard: protected (score 0.87)", "- - - -", "Pause for 15 minutes", "Open logs folder",
+                     "Quit"]
     status = next(iter(tray.menu))
     assert status.enabled is False
 

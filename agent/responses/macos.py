@@ -106,6 +106,7 @@ class MacLocker:
             if self._clock() >= deadline:
                 return LockResult(
                     False,
-                    f"SACLockScreenImmediate was called but the screen was not locked after {self._confirm_timeout_s:g} s",
+                    "SACLockScreenImmediate was called but the screen was not locked after "
+                    f"{self._confirm_timeout_s:g} s",
                 )
             self._sleep(self._poll_interval_s)
