@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="whose data (default: the login name)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    p = sub.add_parser("bench", help="benchmarks: inference, agent overhead, hook cost, long replay, enrolment, start-up")
+    p = sub.add_parser("bench",
+                       help="benchmarks: inference, agent overhead, hook cost, long replay, enrolment, start-up")
     p.add_argument("--data", default="../shared/data", help="folder with balabit-training/ and sapimouse/")
     p.add_argument("--out", default="bench", help="folder for bench.json and bench.md (default ./bench)")
     p.add_argument("--quick", action="store_true", help="a short smoke run of every benchmark (CI)")

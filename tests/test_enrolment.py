@@ -26,7 +26,8 @@ def tiny_data(tmp_path_factory):
         write_sapimouse(root / "sapimouse" / f"user{i}" / "session_2020_05_14_3min.csv", ev)
     for u, user in ((0, "user7"), (1, "user9")):
         for k in range(3):
-            write_balabit(root / "balabit-training" / user / f"session_{k}", synth_events(styles[u], 400, 300 + 10 * u + k))
+            write_balabit(root / "balabit-training" / user / f"session_{k}",
+                          synth_events(styles[u], 400, 300 + 10 * u + k))
     return root
 
 
@@ -58,7 +59,8 @@ def test_shipped_artefacts_are_complete_and_consistent():
     assert demo.spec.to_dict() == encoder["block_spec"] == manifest["block_spec"]
     # the shipped model names its encoder and pool inside the package, not on the build machine
     training = demo.manifest["training"]
-    assert (training["encoder"]["path"], training["background_pool"]) == ("models/encoder", "models/background/pool.npz")
+    assert (training["encoder"]["path"], training["background_pool"]) == ("models/encoder",
+                                                                          "models/background/pool.npz")
 
 
 @pytest.fixture

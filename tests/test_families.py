@@ -119,10 +119,12 @@ def test_streaming_extractor_equals_batch(family, features_model, patterns_model
     while i < len(events):
         n = int(rng.integers(1, 60))
         x, t = ex.push(events[i:i + n])
-        parts.append(x); times.append(t)
+        parts.append(x)
+        times.append(t)
         i += n
     x, t = ex.flush()
-    parts.append(x); times.append(t)
+    parts.append(x)
+    times.append(t)
     np.testing.assert_allclose(np.concatenate(parts), batch, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.concatenate(times), batch_t)
 
