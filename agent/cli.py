@@ -15,6 +15,10 @@ from agent.errors import MouseguardError
 
 
 def _add_train(sub) -> None:
+    # names and help texts only: these import neither torch nor a protocol
+    from training.evaluation import PROTOCOLS
+    from training.families import FAMILIES
+
     train = sub.add_parser("train", help="pre-train, fit, evaluate models (needs the [train] extra)")
     tsub = train.add_subparsers(dest="train_command", required=True, metavar="{pretrain,fit,evaluate,build-artifacts}")
 
@@ -34,8 +38,8 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
     p.add_argument("--mode", choices=["plain", "transfer1", "transfer2"], default="transfer2",
                    help="plain: a fresh network; transfer1/2: the pre-trained encoder frozen / fine-tuned (default)")
-    p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
-                   help="cnn (blocks, default), features (segment features + MLP) or patterns (one-class)")
+    p.add_argument("--model-family", choices=list(FAMILIES), default="cnn",
+                   help="; ".join(f"{name}: {what}" for name, what in FAMILIES.items()))
     p.add_argument("--encoder", help="pre-trained encoder folder (default: the shipped one)")
     p.add_argument("--false-locks-per-8h", type=_rate, default=1.0,
                    help="target false-lock rate used to calibrate the threshold (default 1)")
@@ -47,19 +51,15 @@ def _add_train(sub) -> None:
     _add_fit_options(p)
 
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
-    p.add_argument("--protocol", choices=["paper", "sessions", "detection", "enrolment", "identification"],
-                   required=True,
-                   help="paper: the seed paper's (optimistic); sessions: session-disjoint, unseen impostors; "
-                        "detection: false locks per hour and seconds to lock, replayed through the agent; "
-                        "enrolment: `enroll --from` a user's first sessions with the shipped pool, scored on the rest; "
-                        "identification: which user made a block, paper's and session-disjoint splits")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), required=True,
+                   help="; ".join(f"{name}: {what}" for name, what in PROTOCOLS.items()))
     p.add_argument("--dataset", choices=["balabit", "sapimouse"], required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="report", help="report folder (default ./report)")
     p.add_argument("--encoder", help="pre-trained encoder folder (default: pre-train one on SapiMouse)")
     p.add_argument("--sapimouse", help="SapiMouse folder for pre-training when no --encoder is given")
     p.add_argument("--users", help="only these users (e.g. user7,user9) — for quick runs")
-    p.add_argument("--model-family", choices=["cnn", "features", "patterns"], default="cnn",
+    p.add_argument("--model-family", choices=list(FAMILIES), default="cnn",
                    help="which model family to evaluate (default cnn)")
     p.add_argument("--false-locks-per-8h", type=_rate, default=1.0,
                    help="detection/enrolment protocols: target false-lock rate of the calibration (default 1)")

@@ -71,7 +71,7 @@ def train_from(recordings: list, files: list, user: str, config, epochs: int = 1
     require_training()
     from agent.paths import user_model_dir
     from training.enrol import enrol
-    from training.fit import FitConfig
+    from training.families.cnn.train import FitConfig
 
     out = user_model_dir(user)
     return enrol(recordings, user, out, cfg=FitConfig(epochs=epochs),
@@ -108,7 +108,7 @@ def enroll_cmd(args) -> int:
             raise MouseguardError("nothing was recorded")
         recordings = read_recordings(files)
     from training.enrol import describe  # torch is there: require_training() above
-    from training.fit import FitError
+    from training.errors import FitError
 
     try:
         summary = train_from(recordings, files, user, config, epochs=args.epochs)

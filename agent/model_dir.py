@@ -10,20 +10,29 @@ constants of its own.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
+import platform
 from pathlib import Path
 
+import numpy as np
+
 from agent.blocks import BlockSpec, BlockSpecError
+from agent import __version__
 from agent.errors import MouseguardError
+from agent.files import atomic_directory
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
 FORMAT = "mouseguard-model"
 FORMAT_VERSION = 1
+OUTPUT_NAME = "p_genuine"
+#: Largest |reference - onnxruntime| an exported model may show on its parity rows.
+PARITY_TOLERANCE = 1e-5
 #: Longest decision window a manifest may ask for; the config bounds its override the same.
-#: Calibration picks 3 to 20 blocks (training.calibrate.WINDOWS); at some 5 s of movement per
+#: Calibration picks 3 to 20 blocks (training.user_model.calibrate.WINDOWS); at some 5 s of movement per
 #: block, 1000 blocks is over an hour before a first decision, so more is a damaged manifest.
 MAX_WINDOW = 1000
 
@@ -181,3 +190,70 @@ def _show(value) -> str:
         return json.dumps(value)
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+class ExportError(ModelError):
+    """The exported model does not compute what the trained model computes."""
+
+
+def onnx_scores(onnx_path: Path, input_name: str, rows: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (p,) = session.run([OUTPUT_NAME], {input_name: np.ascontiguousarray(rows, np.float32)})
+    return p.reshape(-1)
+
+
+def check_parity(onnx_path: Path, input_name: str, rows: np.ndarray, reference, tolerance: float,
+                 what: str) -> float:
+    """Max |reference - onnxruntime| over ``rows``; raises if above ``tolerance``."""
+    if len(rows) == 0:
+        return 0.0
+    diff = float(np.max(np.abs(onnx_scores(onnx_path, input_name, rows) - np.asarray(reference(rows)).reshape(-1))))
+    if not diff <= tolerance:
+        raise ExportError(f"ONNX output differs from {what} by {diff:.2e} (> {tolerance:g}); not exported")
+    return diff
+
+
+def write_model_dir(out_dir, onnx_model: bytes, *, user: str, family: str, architecture: str, input_spec: dict,
+                    output: dict, decision: Decision, calibration: dict, metrics: dict, training: dict,
+                    parity_rows: np.ndarray, reference, tolerance: float = PARITY_TOLERANCE,
+                    reference_name: str = "torch", extra: dict | None = None) -> Path:
+    """Write a model directory atomically (an existing one stays until the new one is complete),
+    the one writer of what :func:`load_model_dir` reads.
+
+    ``input_spec``: the ONNX input's name and shape (and, for non-block families, its ``kind``,
+    extractor ``params`` and ``features``); ``output``: what the score means (``meaning``, and any
+    calibration of it); ``extra``: top-level fields of a family (the CNN's ``block_spec``).
+    ``reference`` computes the trained model's scores of ``parity_rows``; the ONNX file is
+    refused unless onnxruntime reproduces them within ``tolerance``.
+    """
+    with atomic_directory(out_dir) as staging:
+        onnx_path = staging / ONNX_FILE
+        onnx_path.write_bytes(onnx_model)
+        onnx_path.chmod(0o600)
+        parity = check_parity(onnx_path, input_spec["name"], parity_rows, reference, tolerance, reference_name)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "user": user,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "family": family,
+            "architecture": architecture,
+            **(extra or {}),
+            "onnx": {
+                "file": ONNX_FILE,
+                "sha256": sha256_file(onnx_path),
+                "input": {**input_spec, "dtype": "float32"},
+                "output": {"name": OUTPUT_NAME, "shape": [None], "dtype": "float32", **output},
+                "parity_max_abs_diff": parity,
+                "parity_reference": reference_name,
+            },
+            "decision": {"window": decision.window, "threshold": decision.threshold, "calibration": calibration},
+            "metrics": metrics,
+            "training": {**training, "mouseguard": __version__, "python": platform.python_version()},
+        }
+        manifest_path = staging / MANIFEST
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest_path.chmod(0o600)
+    return Path(out_dir)

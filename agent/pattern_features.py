@@ -8,7 +8,7 @@ percentile of action positions) and kept in the manifest: the capture records no
 A *sequence* is a run of operations between two silences, cut into chunks of at most
 ``seq_max`` operations (a browser game like SapiMouse's has no silence for minutes, and in an
 unbounded sequence every short pattern occurs, which says nothing). The user's frequent
-patterns are mined from such chunks at enrolment (``training.prefixspan``) and listed in the
+patterns are mined from such chunks at enrolment (``training.families.patterns.prefixspan``) and listed in the
 manifest.
 
 The model's input is one row per *window*: every ``stride`` actions, the last ``window``

@@ -3,7 +3,7 @@ import pytest
 
 from agent import states
 from agent.decision import RollingDecision, simulate_locks
-from training.calibrate import calibrate, rolling_means
+from training.user_model.calibrate import calibrate, rolling_means
 
 
 def test_rolling_mean_locks_only_when_window_full_and_low():

@@ -7,7 +7,8 @@ import pytest
 from agent.blocks import DEFAULT_SPEC, cut_blocks
 from tests.synth import STYLES, synth_events
 from agent.recorder import active_clock, active_seconds
-from training.detection import event_rate, replay_session, same_setup, time_to_lock_by_setup, time_to_lock_summary
+from training.evaluation.common import (event_rate, replay_session, same_setup, time_to_lock_by_setup,
+                                        time_to_lock_summary)
 
 
 class ConstantScorer:

@@ -112,12 +112,12 @@ def test_interrupted_enrolment_keeps_previous_model(mouseguard_home, alice_files
     shutil.copytree(synth_model, model_dir)
     before = {p.name: p.read_bytes() for p in model_dir.iterdir()}
 
-    import training.export
+    import agent.model_dir
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.export, "check_parity", interrupted)
+    monkeypatch.setattr(agent.model_dir, "check_parity", interrupted)
     assert main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "1"]) == 130
     assert {p.name: p.read_bytes() for p in model_dir.iterdir()} == before
     assert [p.name for p in model_dir.parent.iterdir()] == ["alice"]  # no staging folder left
@@ -171,7 +171,7 @@ def test_demo_refuses_an_unusable_chart_path_in_one_line(tmp_path, out, message)
 def test_enrolment_summary_says_what_the_hold_out_can_vouch_for(hours, shown):
     from training.enrol import describe
 
-    summary = {"blocks": 80, "seconds_per_block": 5.0, "window": 5, "threshold": 0.3, "target_per_hour": 0.125,
+    summary = {"rows": 80, "seconds_per_row": 5.0, "window": 5, "threshold": 0.3, "target_per_hour": 0.125,
                "metrics": {"heldout_block": {"auc": 0.9, "eer": 0.1}, "heldout_blocks": {"genuine": 16}},
                "calibration": {"heldout_genuine_hours": hours, "heldout_false_locks": 0, "impostor_runs": 26,
                                "impostor_runs_locked": 26, "median_seconds_to_lock": 22.0}}

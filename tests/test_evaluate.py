@@ -76,7 +76,9 @@ def test_a_damaged_encoder_is_refused_in_one_line(tiny_balabit, encoder, tmp_pat
 
 def test_pretraining_with_blocks_longer_than_every_session_says_so(tiny_balabit, tmp_path, capsys):
     from agent.blocks import DEFAULT_SPEC
-    from training.fit import FitConfig, FitError, pretrain
+    from training.families.cnn.train import FitConfig
+    from training.errors import FitError
+    from training.families.cnn.encoder import pretrain
 
     no_blocks = np.empty((0, DEFAULT_SPEC.channels, DEFAULT_SPEC.size), np.float32)
     with pytest.raises(FitError, match="at least two users"):
@@ -222,8 +224,8 @@ def test_identification_protocol_is_the_cnn_familys(tmp_path, capsys):
 def test_session_folds_never_put_a_session_on_both_sides(impostors):
     from pathlib import Path
 
-    from training.datasets import Session
-    from training.evaluate import session_folds
+    from training.data.datasets import Session
+    from training.evaluation.common import session_folds
 
     sessions = [Session("balabit", f"user{u}", f"s{k}", Path(f"user{u}/s{k}")) for u in range(1, 6) for k in range(4)]
     folds = list(session_folds(sessions, ["user1", "user2"], impostors))

@@ -62,7 +62,7 @@ def test_features_onnx_parity_and_folded_scalers(features_model, dataset):
     import torch
 
     from agent.segment_features import extract_segments
-    from training.features_mlp import MLPConfig, QuantileMinMax, SegmentIdentifier
+    from training.families.features.mlp import MLPConfig, QuantileMinMax, SegmentIdentifier
 
     md = load_model_dir(features_model)
     rows = np.concatenate([extract_segments(read_recording(dataset / u / "s2.csv"))[0] for u in USERS])
@@ -80,13 +80,13 @@ def test_features_onnx_parity_and_folded_scalers(features_model, dataset):
 
 
 def test_patterns_onnx_parity(patterns_model, dataset):
-    from training.family_export import onnx_scores
+    from agent.model_dir import onnx_scores
 
     md = load_model_dir(patterns_model)
     spec = PatternSpec.from_dict(md.manifest["onnx"]["input"]["params"])
     rows = np.concatenate([extract_patterns(read_recording(dataset / u / "s2.csv"), spec)[0] for u in USERS])
     assert np.isnan(rows).any()  # absent patterns reach the model as NaN: its imputer fills them
-    p = onnx_scores(md.onnx_path, md.input_name, md.output_name, rows)
+    p = onnx_scores(md.onnx_path, md.input_name, rows)
     np.testing.assert_allclose(Scorer(md).score(rows), p)
     assert ((p >= 0) & (p <= 1)).all()
 

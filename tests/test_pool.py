@@ -5,7 +5,7 @@ import numpy as np
 
 from agent.blocks import DEFAULT_SPEC, cut_blocks
 from tests.synth import synth_events
-from training.pool import SAME_PERSON_MATCHES, fingerprints, load_pool, save_pool
+from training.data.pool import SAME_PERSON_MATCHES, fingerprints, load_pool, save_pool
 
 
 def test_an_excerpt_shares_fingerprints_with_its_session_and_another_person_does_not():

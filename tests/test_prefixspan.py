@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from training.prefixspan import contains, prefixspan
+from training.families.patterns.prefixspan import contains, prefixspan
 
 
 def test_worked_example():

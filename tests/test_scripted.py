@@ -1,4 +1,4 @@
-"""Generated scripted input (training.scripted) and what it is for: models that do not take a
+"""Generated scripted input (training.data.scripted) and what it is for: models that do not take a
 script or a mouse jiggler for their owner."""
 
 import random
@@ -11,8 +11,8 @@ from agent.events import MOVE, NO_BUTTON, make_events
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
 from tests.synth import synth_events
-from training.fit import FitConfig, fit_user, predict
-from training.scripted import PATTERNS, scripted_blocks, scripted_events
+from training.families.cnn.train import FitConfig, fit_user, predict
+from training.data.scripted import PATTERNS, scripted_blocks, scripted_events
 
 
 def test_scripted_blocks_are_seeded_exact_in_number_and_finite():

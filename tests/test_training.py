@@ -13,7 +13,7 @@ from agent.model_dir import ModelError, load_model_dir
 from agent.recordings import write_recording
 from agent.scorer import Scorer
 from tests.synth import synth_events
-from training.fit import FitConfig
+from training.families.cnn.train import FitConfig
 
 
 @pytest.fixture
@@ -53,18 +53,20 @@ def test_model_dir_manifest_and_private_files(model):
 def test_onnx_parity_with_torch(model, dataset):
     import torch  # noqa: F401  (the [train] extra is installed for the tests)
 
+    from agent.model_dir import Decision, check_parity, write_model_dir
     from agent.recordings import read_recording
-    from training.export import check_parity
-    from training.fit import fit_user
+    from training.families.cnn.model import CNNModel
 
     blocks, _ = cut_blocks(read_recording(dataset / "alice" / "s0.csv"), SEED_SPEC)
     other, _ = cut_blocks(read_recording(dataset / "bob" / "s0.csv"), SEED_SPEC)
-    clf = fit_user(blocks, other, SEED_SPEC, cfg=FitConfig(epochs=1))
-    from agent.model_dir import Decision
-    from training.export import export_model_dir
-    out = export_model_dir(clf, SEED_SPEC, model.parent / "parity", user="alice", decision=Decision(3, 0.5),
-                           calibration={}, metrics={}, training={}, parity_blocks=blocks)
-    assert check_parity(clf, out / "model.onnx", np.concatenate((blocks, other))) <= 1e-5
+    cnn = CNNModel(SEED_SPEC, "plain", cfg=FitConfig(epochs=1)).fit(blocks, other)
+    f = cnn.export_fields(blocks)
+    out = write_model_dir(model.parent / "parity", cnn.to_onnx(), user="alice", family=f["family"],
+                          architecture=f["architecture"], input_spec=f["input_spec"], output=f["output"],
+                          decision=Decision(3, 0.5), calibration={}, metrics={}, training={},
+                          parity_rows=f["parity_rows"], reference=f["reference"], extra=f["extra"])
+    both = np.concatenate((blocks, other))
+    assert check_parity(out / "model.onnx", "blocks", both, f["reference"], 1e-5, "torch") <= 1e-5
     p = Scorer(load_model_dir(out)).score(blocks)
     assert p.shape == (len(blocks),) and ((p >= 0) & (p <= 1)).all()
 
@@ -144,7 +146,7 @@ def test_cli_errors_are_one_line(argv, fragment, model, dataset, tmp_path):
 
 
 def test_calibration_holds_out_whole_sessions_from_two_on():
-    from training.personal import training_heads
+    from training.user_model.split import training_heads
 
     assert training_heads([60, 40]) == [60, 0]  # two sessions: the second held out whole
     assert training_heads([95, 5]) == [76, 4]  # too lopsided: the tail of each
@@ -160,7 +162,7 @@ def test_calibration_holds_out_whole_sessions_from_two_on():
 def test_platt_keeps_the_slope_and_half_the_shift_of_the_fitted_scale():
     from sklearn.linear_model import LogisticRegression
 
-    from training.personal import platt
+    from training.user_model.calibrate import platt
 
     rng = np.random.default_rng(0)
     # held-out owner blocks well below the network's own even odds: the full fit would move
@@ -175,7 +177,7 @@ def test_platt_keeps_the_slope_and_half_the_shift_of_the_fitted_scale():
 
 
 def test_training_blocks_are_cut_again_from_later_starts_within_the_training_part():
-    from training.personal import extra_tilings
+    from training.user_model.split import extra_tilings
 
     events = synth_events("alice", seconds=300, seed=3)
     blocks, ends = cut_blocks(events, DEFAULT_SPEC)
@@ -195,7 +197,7 @@ def test_pretraining_keeps_its_own_batch_size():
     (``pretrain_batch``) the shipped encoder was trained with."""
     import torch
 
-    from training.fit import pretrain
+    from training.families.cnn.encoder import pretrain
 
     rng = np.random.default_rng(0)
     by_user = {u: rng.normal(size=(40, DEFAULT_SPEC.channels, DEFAULT_SPEC.size)).astype(np.float32) + i
@@ -213,18 +215,19 @@ def test_pretraining_keeps_its_own_batch_size():
 def test_extra_tilings_fill_up_to_the_training_budget():
     """A fit trains on at most ``max_genuine_blocks`` genuine blocks: every block cut as the
     agent cuts is kept, the extra tilings are sampled to fill the rest."""
-    from training import personal
+    from training.user_model import fit
+    from training.user_model.split import training_heads
 
     events = synth_events("alice", seconds=300, seed=3)
     others = [cut_blocks(synth_events("bob", seconds=200, seed=4), DEFAULT_SPEC)[0]]
 
     def positives(**budget):
-        fitted = personal.fit_calibrated([events], others, DEFAULT_SPEC, user="alice", mode="plain",
-                                         encoder_state=None, cfg=FitConfig(epochs=1, **budget), min_blocks=10)
-        return fitted.positives
+        fitted = fit.fit_cnn([events], others, DEFAULT_SPEC, user="alice", mode="plain",
+                             encoder_state=None, cfg=FitConfig(epochs=1, **budget), min_blocks=10)
+        return fitted.parity_rows  # the CNN checks its ONNX file on the genuine blocks it trained on
 
     once = cut_blocks(events, DEFAULT_SPEC)[0]
-    head = personal.training_heads([len(once)])[0]
+    head = training_heads([len(once)])[0]
     assert len(positives()) > 3 * head  # the default budget does not bind: all four tilings
     capped = positives(max_genuine_blocks=head + 7)
     assert len(capped) == head + 7

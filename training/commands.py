@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 from agent.blocks import DEFAULT_SPEC, BlockSpec, BlockSpecError
 from agent.files import check_output_folder
 from agent.model_dir import MANIFEST
-from training.datasets import DatasetError, blocks_by_user, load_sessions, session_blocks, session_events
-from training.fit import ENCODER_INFO, FitConfig, FitError, load_encoder, pretrain, save_encoder
+from training.data.datasets import (DatasetError, blocks_by_user, load_sessions, select_users, session_blocks,
+                                    session_events)
+from training.families.cnn.encoder import ENCODER_INFO, load_encoder, pretrain, save_encoder
+from training.families.cnn.train import FitConfig
+from training.errors import FitError
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def select_users(all_users, wanted: str | None) -> list[str]:
-    """``user7,user9``, ``7,9`` or ranges ``1-72``; names keep the data set's spelling."""
-    if not wanted:
-        return list(all_users)
-    chosen = []
-    for part in wanted.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(?:user)?(\d+)-(?:user)?(\d+)", part)
-        names = [f"user{i}" for i in range(int(m.group(1)), int(m.group(2)) + 1)] if m else \
-            [part if part.startswith("user") else f"user{part}"]
-        chosen += [n for n in names if n in all_users]
-        if not m and names[0] not in all_users:
-            raise DatasetError(f"unknown user {part!r} (the data has {len(all_users)} users, e.g. {', '.join(list(all_users)[:3])})")
-    if not chosen:
-        raise DatasetError(f"no users match {wanted!r}")
-    return sorted(set(chosen), key=list(all_users).index)
 
 
 def parse_spec(text: str | None, base=DEFAULT_SPEC):
@@ -76,20 +60,11 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-def cmd_fit(args) -> int:
-    from training.personal import train_personal_model
+def _fit_cnn(args, genuine, impostors, log):
+    """The CNN's fit: TRANSFER2 from the shipped encoder unless told otherwise; blocks of the
+    other users' sessions are the impostors (each one's tail held out)."""
+    from training.user_model.fit import fit_cnn
 
-    check_output_folder(args.out, MANIFEST)
-    cfg = FitConfig.from_args(args)
-    sessions = load_sessions(args.dataset, args.data, args.user)
-    users = list(dict.fromkeys(s.user for s in sessions))  # the data set's order: user7 before user12
-    if args.user not in users:
-        raise DatasetError(f"user {args.user!r} is not in {args.data} (users: {', '.join(users[:12])}"
-                           f"{' …' if len(users) > 12 else ''})")
-    if getattr(args, "model_family", "cnn") != "cnn":
-        from training.family_commands import fit_family
-
-        return fit_family(args, sessions, log=_say)
     encoder_state, spec = None, DEFAULT_SPEC
     if args.mode != "plain":
         import models
@@ -97,44 +72,86 @@ def cmd_fit(args) -> int:
         args.encoder = args.encoder or str(models.ENCODER)  # the shipped, SapiMouse-pretrained one
     if args.encoder:
         encoder_state, spec, _ = load_encoder(args.encoder)
+    impostor_runs = [session_blocks(s, spec) for s in impostors]
+    log(f"impostors: {sum(map(len, impostor_runs))} blocks from {len({s.user for s in impostors})} users")
+    fitted = fit_cnn([session_events(s) for s in genuine], impostor_runs, spec, user=args.user, mode=args.mode,
+                     encoder_state=encoder_state, cfg=FitConfig.from_args(args), log=log)
+    return fitted, {"impostor_users": sorted({s.user for s in impostors}),
+                    "encoder": str(args.encoder) if args.encoder else None}, "heldout_block"
+
+
+def _fit_features(args, genuine, impostors, log):
+    from training.families.features.mlp import MLPConfig
+    from training.user_model.fit import fit_features
+
+    by_user: dict = {}
+    for s in impostors:
+        by_user.setdefault(s.user, []).append(session_events(s))
+    log(f"{args.user}: {len(genuine)} sessions; impostors: {len(by_user)} users")
+    # --epochs is the ceiling: early stopping usually ends training sooner.
+    fitted = fit_features([session_events(s) for s in genuine], by_user, user=args.user,
+                          cfg=MLPConfig(max_epochs=args.epochs, seed=args.seed))
+    return fitted, {"impostor_users": sorted(by_user)}, "heldout_segment"
+
+
+def _fit_patterns(args, genuine, impostors, log):
+    from training.families.patterns.model import PatternsConfig
+    from training.user_model.fit import fit_patterns
+
+    log(f"{args.user}: {len(genuine)} sessions (the patterns family learns from them alone)")
+    fitted = fit_patterns([session_events(s) for s in genuine], user=args.user, cfg=PatternsConfig(seed=args.seed),
+                          report_impostors=[session_events(s) for s in impostors[:20]])
+    return fitted, {}, "heldout_window_vs_other_users"
+
+
+#: ``--model-family`` -> its fit: ``(args, genuine sessions, impostor sessions, log)`` ->
+#: ``(FittedUser, manifest training info, the held-out metric to print)``.
+FAMILY_FITS = {"cnn": _fit_cnn, "features": _fit_features, "patterns": _fit_patterns}
+
+
+def cmd_fit(args) -> int:
+    from training.user_model.fit import export_user_model
+
+    check_output_folder(args.out, MANIFEST)
+    sessions = load_sessions(args.dataset, args.data, args.user)
+    users = list(dict.fromkeys(s.user for s in sessions))  # the data set's order: user7 before user12
+    if args.user not in users:
+        raise DatasetError(f"user {args.user!r} is not in {args.data} (users: {', '.join(users[:12])}"
+                           f"{' …' if len(users) > 12 else ''})")
+    family = getattr(args, "model_family", "cnn")
     genuine = [s for s in sessions if s.user == args.user]
     impostors = [s for s in sessions if s.user != args.user]
-    if not impostors:
+    if not impostors and family != "patterns":
         raise FitError(f"no other users' sessions in {args.data} to learn impostors from")
-    genuine_recordings = [session_events(s) for s in genuine]
-    impostor_runs = [session_blocks(s, spec) for s in impostors]
-    _say(f"impostors: {sum(map(len, impostor_runs))} blocks from {len({s.user for s in impostors})} users")
-    summary = train_personal_model(
-        genuine_recordings, impostor_runs, spec, args.out, user=args.user, mode=args.mode,
-        encoder_state=encoder_state, cfg=cfg, false_locks_per_hour=args.false_locks_per_8h / 8.0, log=_say,
+    fitted, info, metric = FAMILY_FITS[family](args, genuine, impostors, _say)
+    summary = export_user_model(
+        fitted, args.out, user=args.user, false_locks_per_hour=args.false_locks_per_8h / 8.0,
         training_info={"dataset": args.dataset, "data": str(args.data),
-                       "genuine_sessions": [s.key for s in genuine],
-                       "impostor_users": sorted({s.user for s in impostors}),
-                       "encoder": str(args.encoder) if args.encoder else None},
-    )
-    m = summary["metrics"]["heldout_block"]
+                       "genuine_sessions": [s.key for s in genuine], **info})
+    m = summary["metrics"].get(metric, {"auc": None})
     c = summary["calibration"]
-    auc = f"{m['auc']:.3f}" if m["auc"] is not None else "n/a"
-    _say(f"model written to {args.out}: held-out block AUC {auc}; decision: mean of {summary['window']} "
-         f"blocks < {summary['threshold']:.3f}; held-out impostor runs locked "
-         f"{c['impostor_runs_locked']}/{c['impostor_runs']}")
+    auc = f"{m['auc']:.3f}" if m.get("auc") is not None else "n/a"
+    _say(f"model written to {args.out} ({family}): held-out AUC {auc}; decision: mean of {summary['window']} "
+         f"{fitted.model.row}s < {summary['threshold']:.3f}; held-out genuine false locks "
+         f"{c['heldout_false_locks']}; held-out impostor runs locked {c['impostor_runs_locked']}/{c['impostor_runs']}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from training import evaluate
+    from training import evaluation
 
     check_output_folder(args.out)  # reports are written into it, beside what it holds
-    return evaluate.run(args, log=_say)
+    return evaluation.run(args, log=_say)
 
 
 def cmd_build_artifacts(args) -> int:
     import models
-    from training.artifacts import build
+    from training.data.artifacts import build
 
     out = args.out or models.ROOT
     manifest = build(args.data, out, DEFAULT_SPEC, FitConfig.from_args(args), log=_say)
-    _say(f"artefacts written to {out}: " + ", ".join(f"{k} ({v['bytes'] / 1e3:.0f} kB)" for k, v in manifest["files"].items()))
+    files = ", ".join(f"{k} ({v['bytes'] / 1e3:.0f} kB)" for k, v in manifest["files"].items())
+    _say(f"artefacts written to {out}: {files}")
     return 0
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 
 import models
-from training.fit import FitConfig, load_encoder
-from training.personal import MIN_BLOCKS, train_personal_model
-from training.pool import load_pool
+from training.families.cnn.train import FitConfig
+from training.families.cnn.encoder import load_encoder
+from training.user_model.fit import export_user_model, fit_cnn
+from training.user_model.split import MIN_BLOCKS
+from training.data.pool import load_pool
 
 POOL_HELDOUT_EVERY = 5
 
@@ -51,14 +53,14 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
         log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
         if own:
             log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
-    summary = train_personal_model(
-        recordings, train, spec, out_dir, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
-        false_locks_per_hour=false_locks_per_8h / 8.0, impostor_heldout_runs=held,
+    fitted = fit_cnn(recordings, train, spec, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
+                     impostor_heldout_runs=held, log=log, min_blocks=min_blocks)
+    summary = export_user_model(
+        fitted, out_dir, user=user, false_locks_per_hour=false_locks_per_8h / 8.0,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
-                       "encoder": {"path": _shown(encoder_dir), **{k: encoder_info.get(k) for k in ("dataset", "users")}},
-                       "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users)},
-        log=log, min_blocks=min_blocks,
-    )
+                       "encoder": {"path": _shown(encoder_dir),
+                                   **{k: encoder_info.get(k) for k in ("dataset", "users")}},
+                       "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users)})
     summary["target_per_hour"] = false_locks_per_8h / 8.0
     return summary
 
@@ -71,7 +73,7 @@ def describe(summary: dict) -> str:
     # a 1-minute hold-out "vouches for 1 per 0.0 h": say minutes below an hour
     vouch = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
     lines = [
-        f"blocks used: {summary['blocks']} ({summary['blocks'] * summary['seconds_per_block'] / 60:.0f} min of movement, "
+        f"blocks used: {summary['rows']} ({summary['rows'] * summary['seconds_per_row'] / 60:.0f} min of movement, "
         f"{summary['metrics']['heldout_blocks']['genuine']} held out for checking)",
         f"held-out blocks: AUC {m['auc']:.3f}, EER {100 * m['eer']:.1f} %" if m["auc"] is not None else
         "held-out blocks: no impostor blocks to compare with",

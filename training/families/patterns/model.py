@@ -26,9 +26,10 @@ import dataclasses
 import numpy as np
 
 from agent.mouse_actions import SI, ActionSpec, segment_actions
-from agent.pattern_features import PatternSpec, chunks, extract_patterns, operations, rows_from_actions
-from training.fit import FitError
-from training.prefixspan import prefixspan
+from agent.pattern_features import KIND as PATTERN_KIND
+from agent.pattern_features import PER_PATTERN, PatternSpec, chunks, extract_patterns, operations, rows_from_actions
+from training.errors import FitError
+from training.families.patterns.prefixspan import prefixspan
 
 DETECTORS = ("ocsvm", "iforest", "lof")
 INPUT_NAME = "patterns"
@@ -102,11 +103,16 @@ def _split(run: np.ndarray, fraction: float):
 class PatternsModel:
     """One user's pattern spec and one-class detector; ``score`` gives values in [0, 1]."""
 
+    name = "patterns"
+    input_kind = PATTERN_KIND
+    row = "window"
+
     def __init__(self, cfg: PatternsConfig = PatternsConfig()):
         self.cfg = cfg
 
-    def fit(self, genuine_events: list[np.ndarray]) -> "PatternsModel":
-        """Learn the user from their recordings (event arrays) alone."""
+    def fit(self, genuine_events: list[np.ndarray], impostors=()) -> "PatternsModel":
+        """Learn the user from their recordings (event arrays) alone: a one-class detector has
+        no use for ``impostors`` (taken for the family interface's sake)."""
         return self.fit_actions([segment_actions(e, ActionSpec()) for e in genuine_events])
 
     def fit_actions(self, actions: list[np.ndarray]) -> "PatternsModel":
@@ -166,7 +172,25 @@ class PatternsModel:
         z = (self.decision(rows) - self.offset) / self.scale
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, without overflow
 
-    def to_onnx(self):
+    def to_onnx(self) -> bytes:
+        return self.onnx_model().SerializeToString()
+
+    def export_fields(self, parity_rows: np.ndarray) -> dict:
+        """What :func:`agent.model_dir.write_model_dir` needs beyond the user-model path's fields:
+        parity against scikit-learn's scores, to 1e-4 (skl2onnx computes in float32)."""
+        return {
+            "family": self.name, "architecture": f"action-patterns+{self.cfg.detector}",
+            "input_spec": {"name": INPUT_NAME, "kind": PATTERN_KIND, "params": self.spec.to_dict(),
+                           "shape": [None, self.spec.width],
+                           "features": [f"p{j}_{f}" for j in range(len(self.spec.patterns)) for f in PER_PATTERN]},
+            "output": {"meaning": ("genuine-likeness of each window of actions in [0, 1]: logistic map of the "
+                                   "one-class decision value, 0.5 at the 5th percentile of held-out genuine "
+                                   "windows, 0.95 at their median")},
+            "parity_rows": parity_rows, "reference": lambda rows: self.score(rows).astype(np.float32),
+            "tolerance": 1e-4, "reference_name": "scikit-learn",
+        }
+
+    def onnx_model(self):
         """The scoring path as one ONNX model: rows ``(n, width)`` -> ``p_genuine (n,)``."""
         from onnx import TensorProto, helper
         from skl2onnx import to_onnx

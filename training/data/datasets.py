@@ -113,3 +113,22 @@ def blocks_by_user(sessions, spec: BlockSpec) -> dict[str, np.ndarray]:
     for s in sessions:
         out.setdefault(s.user, []).append(session_blocks(s, spec))
     return {u: np.concatenate(b) for u, b in out.items()}
+
+
+def select_users(all_users, wanted: str | None) -> list[str]:
+    """``user7,user9``, ``7,9`` or ranges ``1-72``; names keep the data set's spelling."""
+    if not wanted:
+        return list(all_users)
+    chosen = []
+    for part in wanted.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(?:user)?(\d+)-(?:user)?(\d+)", part)
+        names = [f"user{i}" for i in range(int(m.group(1)), int(m.group(2)) + 1)] if m else \
+            [part if part.startswith("user") else f"user{part}"]
+        chosen += [n for n in names if n in all_users]
+        if not m and names[0] not in all_users:
+            raise DatasetError(f"unknown user {part!r} (the data has {len(all_users)} users, "
+                               f"e.g. {', '.join(list(all_users)[:3])})")
+    if not chosen:
+        raise DatasetError(f"no users match {wanted!r}")
+    return sorted(set(chosen), key=list(all_users).index)

@@ -15,45 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.blocks import DEFAULT_SPEC, SEED_SPEC, BlockSpec
-from training.datasets import load_sessions, session_blocks
-from training.fit import FitConfig, predict, pretrain
+from agent.blocks import DEFAULT_SPEC, SEED_SPEC
+from training.data.datasets import load_sessions
+from training.evaluation.common import TEST_BLOCKS, identify, protocol_users
+from training.families.cnn.train import FitConfig
 
-TEST_BLOCKS = 70  # per user, in the paper's split
 SPLITS = ("blocks", "sessions")
 
 
-def identify(sessions, users: list[str], spec: BlockSpec, cfg: FitConfig, split: str,
-             rng: np.random.Generator) -> dict:
-    """Train the identifier on one side of ``split``, return its accuracy on the other."""
-    train, test_x, test_y = {}, [], []
-    for i, user in enumerate(users):
-        own = [session_blocks(s, spec) for s in sessions if s.user == user]
-        if split == "blocks":
-            b = np.concatenate(own)
-            b = b[rng.permutation(len(b))]
-            held, kept = b[:TEST_BLOCKS], b[TEST_BLOCKS:]
-        else:
-            held, kept = np.concatenate(own[1::2]), np.concatenate(own[0::2])
-        train[user] = kept
-        test_x.append(held)
-        test_y.append(np.full(len(held), i))
-    model, classes = pretrain(train, spec, cfg)
-    proba = predict(model, np.concatenate(test_x))
-    predicted = np.array([users.index(classes[c]) for c in proba.argmax(1)])
-    truth = np.concatenate(test_y)
-    per_user = {u: float(np.mean(predicted[truth == i] == i)) if np.any(truth == i) else None
-                for i, u in enumerate(users)}
-    return {"accuracy": float(np.mean(predicted == truth)), "users": len(users), "test_blocks": int(len(truth)),
-            "chance": 1 / len(users), "per_user": per_user}
-
-
-def identification_protocol(args, log) -> dict:
-    from training.evaluate import _users
-
+def run(args, log) -> dict:
     cfg = FitConfig.from_args(args)
     sessions = load_sessions(args.dataset, args.data)
-    users = _users(sessions, args.users)
+    users = protocol_users(sessions, args.users)
     multi = [u for u in users if sum(s.user == u for s in sessions) >= 2]
     results = {}
     for spec_name, spec in (("seed", SEED_SPEC), ("default", DEFAULT_SPEC)):
@@ -74,7 +47,8 @@ def markdown_lines(report: dict) -> list[str]:
              "| block spec | split | accuracy | chance | users | test blocks |", "|---|---|---|---|---|---|"]
     for key, r in report["results"].items():
         spec, split = key.split("/")
-        lines.append(f"| {spec} | {split} | {r['accuracy']:.3f} | {r['chance']:.3f} | {r['users']} | {r['test_blocks']} |")
+        lines.append(f"| {spec} | {split} | {r['accuracy']:.3f} | {r['chance']:.3f} | {r['users']} | "
+                     f"{r['test_blocks']} |")
     if report["users_with_one_session"]:
         lines += ["", f"Not in the `sessions` split (one session only): {', '.join(report['users_with_one_session'])}."]
     return lines

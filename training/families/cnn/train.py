@@ -1,4 +1,4 @@
-"""Fitting the 1D-CNN: pre-training as a user identifier, then per-user authentication.
+"""Training the 1D-CNN: the per-user genuine-vs-impostor fit (pre-training: :mod:`.encoder`).
 
 Modes of the seed paper for the per-user model:
 
@@ -11,48 +11,36 @@ Modes of the seed paper for the per-user model:
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from agent.blocks import BlockSpec
-from agent.errors import MouseguardError
-from agent.files import atomic_directory, atomic_open, atomic_write_text
-from training.cnn import ARCHITECTURE, BlockClassifier, Encoder
+from training.errors import FitError
+from training.families.cnn.network import BlockClassifier
+from training.families.torch_setup import prepare_torch
 
 MODES = ("plain", "transfer1", "transfer2")
-ENCODER_WEIGHTS = "encoder.pt"
-ENCODER_INFO = "encoder.json"
-
-
-class FitError(MouseguardError, ValueError):
-    """Fitting cannot go ahead (no data, wrong encoder); the message says why in one line."""
 
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
     epochs: int = 16
     lr: float = 0.002
-    #: Mini-batch of the per-user fit (:func:`fit_user`). 64 rather than the seed paper's 32:
-    #: the same AUCs within noise (sessions protocol, Balabit, TRANSFER2, block / 5-block /
-    #: session: 0.883 / 0.901 / 0.920 at 32, 0.881 / 0.900 / 0.917 at 64) for 12 % less fit
-    #: time on one core; with ``max_genuine_blocks`` it keeps enrolment
-    #: with four tilings under 30 s.
+    #: Mini-batch of the per-user fit (:func:`fit_user`): 64 rather than the seed paper's 32, the same AUCs
+    #: in less fit time (README, Accuracy, has the figures).
     batch: int = 64
     #: Mini-batch of pre-training (:func:`pretrain`): the shipped encoder was trained with it.
     pretrain_batch: int = 32
     seed: int = 0
     #: Uniform noise of ±``noise`` added to every training block (0 = off; the paper: 0.2).
     noise: float = 0.0
-    #: Generated scripted input (jumps, sweeps, jigglers; :mod:`training.scripted`) added to a
+    #: Generated scripted input (jumps, sweeps, jigglers; :mod:`training.data.scripted`) added to a
     #: per-user fit's negatives, as a share of them (0 = off, the seed paper's setting).
     scripted: float = 0.2
     #: Each genuine training recording is cut this many ways, from starts spread over one block
-    #: (:func:`training.personal.extra_tilings`); 1 = once, as the seed paper does.
+    #: (:func:`training.user_model.fit.extra_tilings`); 1 = once, as the seed paper does.
     tilings: int = 4
     #: The most genuine blocks a per-user fit trains on: the extra tilings fill up to this (a
     #: random sample of them when there are more); the blocks cut as the agent cuts are all
@@ -67,20 +55,9 @@ class FitConfig:
         """The settings of a ``train`` command line (``--epochs``, ``--seed``, ``--noise``,
         ``--tilings`` where it has them; their ranges are checked as the command line is parsed,
         :mod:`agent.cli`), with ``overrides`` on top."""
-        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings") if getattr(args, k, None) is not None}
+        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings")
+                 if getattr(args, k, None) is not None}
         return cls(**{**given, **overrides})
-
-
-def prepare_torch(seed: int, threads: int | None = None) -> None:
-    """Process-wide torch settings for every fit in this package (CNN, MLP, CGAN)."""
-    # Without flushing denormals the seed CNN trains ~60x slower on this class of CPU.
-    torch.set_flush_denormal(True)
-    # One thread by default: batches of small blocks give intra-op threads nothing to share,
-    # and on a busy 2-core machine their spin-waiting made a fit 5x slower (3.4 s vs 17.4 s
-    # measured; the segment MLP: 0.4 s vs 5.5 s per epoch).
-    torch.set_num_threads(threads or int(os.environ.get("MOUSEGUARD_TORCH_THREADS", "1")))
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def train_classifier(model: nn.Module, blocks: np.ndarray, labels: np.ndarray, cfg: FitConfig,
@@ -114,51 +91,6 @@ def train_classifier(model: nn.Module, blocks: np.ndarray, labels: np.ndarray, c
     return model
 
 
-def pretrain(blocks_by_user: dict[str, np.ndarray], spec: BlockSpec, cfg: FitConfig, log=None):
-    """Train the network as a multi-class identifier of ``blocks_by_user``'s users."""
-    users = sorted(u for u, b in blocks_by_user.items() if len(b))
-    if len(users) < 2:
-        raise FitError("pre-training needs blocks of at least two users (is the block size longer "
-                       "than their sessions?)")
-    blocks = np.concatenate([blocks_by_user[u] for u in users])
-    labels = np.concatenate([np.full(len(blocks_by_user[u]), i) for i, u in enumerate(users)])
-    prepare_torch(cfg.seed)
-    model = BlockClassifier(spec.channels, n_outputs=len(users))
-    return train_classifier(model, blocks, labels, dataclasses.replace(cfg, batch=cfg.pretrain_batch), log=log), users
-
-
-def save_encoder(model: BlockClassifier, spec: BlockSpec, out_dir, info: dict) -> Path:
-    """Write the encoder's weights and what they were trained on, atomically."""
-    with atomic_directory(out_dir, marker=ENCODER_INFO) as staging:
-        with atomic_open(staging / ENCODER_WEIGHTS) as f:  # private, as every file mouseguard writes
-            torch.save(model.encoder.state_dict(), f)
-        meta = {"architecture": ARCHITECTURE, "block_spec": spec.to_dict(), **info}
-        atomic_write_text(staging / ENCODER_INFO, json.dumps(meta, indent=2) + "\n")
-    return Path(out_dir)
-
-
-def load_encoder(encoder_dir) -> tuple[dict, BlockSpec, dict]:
-    encoder_dir = Path(encoder_dir)
-    try:
-        info = json.loads((encoder_dir / ENCODER_INFO).read_text())
-        state = torch.load(encoder_dir / ENCODER_WEIGHTS, weights_only=True)
-    except FileNotFoundError as exc:
-        raise FitError(f"{encoder_dir}: not a pre-trained encoder ({Path(exc.filename).name} missing)") from None
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise FitError(f"{encoder_dir}: unreadable encoder ({exc})") from None
-    if not isinstance(info, dict) or info.get("architecture") != ARCHITECTURE:
-        found = info.get("architecture") if isinstance(info, dict) else None
-        raise FitError(f"{encoder_dir}: encoder architecture {found!r} is not {ARCHITECTURE!r}")
-    if not isinstance(info.get("block_spec"), dict):
-        raise FitError(f"{encoder_dir}/{ENCODER_INFO}: no block_spec (the spec the encoder was trained with)")
-    spec = BlockSpec.from_dict(info["block_spec"])
-    expected = {k: tuple(v.shape) for k, v in Encoder(spec.channels).state_dict().items()}
-    if not isinstance(state, dict) or {k: tuple(getattr(v, "shape", ())) for k, v in state.items()} != expected:
-        raise FitError(f"{encoder_dir}/{ENCODER_WEIGHTS}: weights do not fit the encoder of {ARCHITECTURE} "
-                       f"with {spec.channels} input channels")
-    return state, spec, info
-
-
 def balanced_negatives(negatives: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``n`` negatives drawn without replacement (all of them when there are fewer)."""
     if len(negatives) <= n:
@@ -180,7 +112,7 @@ def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode
         raise FitError(f"mode {mode} needs a pre-trained encoder (--encoder DIR)")
     negatives = balanced_negatives(negatives, len(positives), cfg.seed)
     if cfg.scripted > 0:
-        from training.scripted import scripted_blocks
+        from training.data.scripted import scripted_blocks
 
         negatives = np.concatenate((negatives, scripted_blocks(int(np.ceil(cfg.scripted * len(negatives))),
                                                                spec, cfg.seed)))

@@ -28,10 +28,11 @@ from agent.blocks import BlockSpec
 from agent.files import atomic_write_text, private_dir
 from agent.model_dir import sha256_file
 from agent.recordings import read_recording, write_recording
-from training.datasets import balabit_sessions, blocks_by_user, sapimouse_sessions, session_blocks, session_events
+from training.data.datasets import balabit_sessions, blocks_by_user, sapimouse_sessions, session_blocks, session_events
 from training.enrol import enrol
-from training.fit import FitConfig, pretrain, save_encoder
-from training.pool import fingerprints, save_pool
+from training.families.cnn.train import FitConfig
+from training.families.cnn.encoder import pretrain, save_encoder
+from training.data.pool import fingerprints, save_pool
 
 DEMO_USER = "user7"
 DEMO_IMPOSTOR = "user9"

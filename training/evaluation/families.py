@@ -1,13 +1,13 @@
 """Evaluations of the ``features`` and ``patterns`` families (``train evaluate --model-family``).
 
-``sessions`` (both families) — the CNN's honest protocol (``training.evaluate``), same folds
+``sessions`` (both families) — the CNN's honest protocol (``training.evaluation.common``), same folds
 and groups: a user's sessions in two folds, the other users in two groups; a model trained on
 fold A (against group A's users for the features family; on the user alone for the patterns
 family) is tested on fold B against group B's users, never seen in training, and the other way
 round. Every test session counts; one without any input row scores 0.5. Reported: AUC/EER of
 single rows, of means of k consecutive rows and of whole sessions. The patterns family also
 reports FAR/FRR at the operating point each user's model chose from its own data (the last 20 %
-of its training actions held out: threshold and window from ``training.calibrate``).
+of its training actions held out: threshold and window from ``training.user_model.calibrate``).
 
 ``paper`` (features family) — Youssef & Mahdi's identification of all users, labelled as such:
 a random 80/20 split of segments (their protocol), the same with overlapping segments (what
@@ -26,13 +26,13 @@ import numpy as np
 from agent.decision import simulate_locks
 from agent.mouse_actions import SI, ActionSpec, segment_actions
 from agent.segment_features import SegmentSpec, extract_segments, segment_features
-from training.calibrate import calibrate
-from training.datasets import _events, load_sessions
-from training.evaluate import _auc_row, _fmt, _users, _window_scores, session_folds, sessions_table, write_report
-from training.family_fit import HOLDOUT, PATTERN_WINDOWS  # evaluated as the fit splits and decides
-from training.features_mlp import FeaturesModel, MLPConfig, SegmentIdentifier
-from training.fit import FitError
-from training.patterns import DETECTORS, PatternsConfig, PatternsModel
+from training.user_model.calibrate import calibrate
+from training.data.datasets import load_sessions, session_events
+from training.evaluation.common import auc_row, fmt, protocol_users, session_folds, sessions_table, window_scores
+from training.user_model.split import HOLDOUT, PATTERN_WINDOWS  # evaluated as the fit splits and decides
+from training.families.features.mlp import FeaturesModel, MLPConfig, SegmentIdentifier
+from training.errors import FitError
+from training.families.patterns.model import DETECTORS, PatternsConfig, PatternsModel
 
 #: Overlapping segments for the leak demonstration: a new segment every 10 events (80 % overlap).
 OVERLAP_STRIDE = 10
@@ -44,13 +44,13 @@ PUBLISHED = {
 
 
 @functools.lru_cache(maxsize=None)
-def _segments(path) -> np.ndarray:
-    return extract_segments(_events(path), SegmentSpec())[0]
+def _segments(session) -> np.ndarray:
+    return extract_segments(session_events(session), SegmentSpec())[0]
 
 
 @functools.lru_cache(maxsize=None)
-def _actions(path) -> np.ndarray:
-    return segment_actions(_events(path), ActionSpec())
+def _actions(session) -> np.ndarray:
+    return segment_actions(session_events(session), ActionSpec())
 
 
 def _overlapping_segments(events: np.ndarray, spec: SegmentSpec, stride: int) -> np.ndarray:
@@ -65,17 +65,17 @@ def _overlapping_segments(events: np.ndarray, spec: SegmentSpec, stride: int) ->
 
 def features_sessions(args, log) -> dict:
     sessions = load_sessions(args.dataset, args.data)
-    users = _users(sessions, args.users)
+    users = protocol_users(sessions, args.users)
     cfg = MLPConfig(max_epochs=args.epochs, seed=args.seed)
     genuine, impostor, rows = [], [], []
     empty = set()
     for user, f, train_s, test_s, negatives, test_imp in session_folds(sessions, users):
         t0 = time.time()
-        pos = np.concatenate([_segments(s.path) for s in train_s])
-        negs = [np.concatenate([_segments(s.path) for s in ss]) for ss in negatives.values()]
+        pos = np.concatenate([_segments(s) for s in train_s])
+        negs = [np.concatenate([_segments(s) for s in ss]) for ss in negatives.values()]
         model = FeaturesModel(cfg).fit(pos, negs)
         for s, is_genuine in [(s, True) for s in test_s] + [(s, False) for s in test_imp]:
-            x = _segments(s.path)
+            x = _segments(s)
             if len(x) == 0:
                 empty.add(s.key)
             p = model.score(x)
@@ -84,7 +84,7 @@ def features_sessions(args, log) -> dict:
                          "rows": int(len(p)), "score": float(p.mean()) if len(p) else 0.5})
         log(f"features {user} fold {f}: {len(pos)} genuine segments, {sum(map(len, negs))} impostor "
             f"({time.time() - t0:.0f} s)")
-    return {"protocol": "sessions", "family": "features", "summary": {"features": _auc_row(genuine, impostor)},
+    return {"protocol": "sessions", "family": "features", "summary": {"features": auc_row(genuine, impostor)},
             "sessions_without_rows": sorted(empty), "test_sessions": len(rows), "session_rows": rows,
             "row": "segment of 50 events"}
 
@@ -111,7 +111,7 @@ def _session_split(sessions, dataset):
 
 def features_paper(args, log) -> dict:
     sessions = load_sessions(args.dataset, args.data)
-    users = _users(sessions, args.users)
+    users = protocol_users(sessions, args.users)
     sessions = [s for s in sessions if s.user in users]
     index = {u: i for i, u in enumerate(users)}
     closed = MLPConfig(max_epochs=args.epochs, seed=args.seed, unknown_per_class=0)
@@ -129,18 +129,19 @@ def features_paper(args, log) -> dict:
     out["random_split"], _ = _identify(x[p[:n]], y[p[:n]], x[p[n:]], y[p[n:]], closed)
     log(f"features paper: random 80/20 split, accuracy {out['random_split']['accuracy']:.3f}")
 
-    ox, oy = stack(sessions, lambda s: _overlapping_segments(_events(s.path), SegmentSpec(), OVERLAP_STRIDE))
+    ox, oy = stack(sessions, lambda s: _overlapping_segments(session_events(s), SegmentSpec(), OVERLAP_STRIDE))
     p2 = rng.permutation(len(ox))
     n2 = int(0.8 * len(ox))
     out["random_split_overlapping"], _ = _identify(ox[p2[:n2]], oy[p2[:n2]], ox[p2[n2:]], oy[p2[n2:]], closed)
     out["random_split_overlapping"]["stride_events"] = OVERLAP_STRIDE
-    log(f"features paper: random split of overlapping segments, accuracy {out['random_split_overlapping']['accuracy']:.3f}")
+    log("features paper: random split of overlapping segments, "
+        f"accuracy {out['random_split_overlapping']['accuracy']:.3f}")
 
     train_s, test_s = _session_split(sessions, args.dataset)
     tx, ty = stack(train_s)
     out["session_split"], model = _identify(tx, ty, *stack(test_s), closed)
-    votes = [np.bincount(model.predict_proba(_segments(s.path)).argmax(1), minlength=len(users)).argmax() == index[s.user]
-             for s in test_s if len(_segments(s.path))]
+    votes = [np.bincount(model.predict_proba(_segments(s)).argmax(1), minlength=len(users)).argmax() == index[s.user]
+             for s in test_s if len(_segments(s))]
     out["session_split"]["session_vote_accuracy"] = float(np.mean(votes)) if votes else None
     log(f"features paper: session-disjoint split, accuracy {out['session_split']['accuracy']:.3f}")
 
@@ -160,11 +161,11 @@ def features_paper(args, log) -> dict:
         else:
             trk = [s for s in train_s if s.user in kindex]
             tek = [s for s in test_s if s.user in kindex]
-            train_x = np.concatenate([_segments(s.path) for s in trk])
-            train_y = np.concatenate([np.full(len(_segments(s.path)), kindex[s.user]) for s in trk])
-            test_x = np.concatenate([_segments(s.path) for s in tek])
-            test_y = np.concatenate([np.full(len(_segments(s.path)), kindex[s.user]) for s in tek])
-            unk_x = np.concatenate([_segments(s.path) for s in test_s if s.user in unknown_users])
+            train_x = np.concatenate([_segments(s) for s in trk])
+            train_y = np.concatenate([np.full(len(_segments(s)), kindex[s.user]) for s in trk])
+            test_x = np.concatenate([_segments(s) for s in tek])
+            test_y = np.concatenate([np.full(len(_segments(s)), kindex[s.user]) for s in tek])
+            unk_x = np.concatenate([_segments(s) for s in test_s if s.user in unknown_users])
         res = {}
         for label, cfg in (("closed", closed), ("cgan", open_cfg)):
             r, model = _identify(train_x, train_y, test_x, test_y, cfg)
@@ -201,12 +202,12 @@ def _seconds_per_row(actions: list[np.ndarray], n_rows: int) -> float:
 
 def patterns_sessions(args, log) -> dict:
     sessions = load_sessions(args.dataset, args.data)
-    users = _users(sessions, args.users)
+    users = protocol_users(sessions, args.users)
     per = {d: {"genuine": [], "impostor": [], "rows": [], "failed": 0, "op": []} for d in DETECTORS}
     empty = set()
     for user, f, train_s, test_s, _negatives, test_imp in session_folds(sessions, users):
         t0 = time.time()
-        heads, tails = zip(*(_split_actions(_actions(s.path)) for s in train_s))
+        heads, tails = zip(*(_split_actions(_actions(s)) for s in train_s))
         tests = [(s, True) for s in test_s] + [(s, False) for s in test_imp]
         models, base, held_rows, spr = {}, None, None, None
         for det in DETECTORS:
@@ -218,7 +219,7 @@ def patterns_sessions(args, log) -> dict:
                 if held_rows is None:  # the same windows for every detector
                     held_rows = [model.rows_from_actions(t, short_files=False) for t in tails]
                     n_rows = sum(len(model.rows_from_actions(a, short_files=False)) for a in heads)
-                    spr = _seconds_per_row([_actions(s.path) for s in train_s], n_rows + sum(map(len, held_rows)))
+                    spr = _seconds_per_row([_actions(s) for s in train_s], n_rows + sum(map(len, held_rows)))
                 window, threshold, _ = calibrate([model.score(r) for r in held_rows if len(r)], [], spr,
                                                  args_rate(args), windows=PATTERN_WINDOWS)
             except (FitError, ValueError) as exc:
@@ -228,7 +229,7 @@ def patterns_sessions(args, log) -> dict:
             models[det] = (model, window, threshold)
         spec_model = next((m for m, _, _ in models.values() if m is not None), None)
         for s, is_genuine in tests:
-            rows = spec_model.rows_from_actions(_actions(s.path)) if spec_model else np.empty((0, 0))
+            rows = spec_model.rows_from_actions(_actions(s)) if spec_model else np.empty((0, 0))
             if len(rows) == 0:
                 empty.add(s.key)
             for det, (model, window, threshold) in models.items():
@@ -237,7 +238,7 @@ def patterns_sessions(args, log) -> dict:
                 (d["genuine"] if is_genuine else d["impostor"]).append(p)
                 rejected, locked = None, None
                 if window is not None and len(p):
-                    w = _window_scores(p, window)
+                    w = window_scores(p, window)
                     rejected = int(np.sum(w < threshold)), int(len(w))
                     locked = simulate_locks(p, window, threshold)[0] > 0
                 d["op"].append({"genuine": is_genuine, "rejected": rejected, "locked": locked})
@@ -247,7 +248,7 @@ def patterns_sessions(args, log) -> dict:
         log(f"patterns {user} fold {f}: {len(tests)} test sessions ({time.time() - t0:.0f} s)")
     summary, operating = {}, {}
     for det, d in per.items():
-        summary[det] = _auc_row(d["genuine"], d["impostor"])
+        summary[det] = auc_row(d["genuine"], d["impostor"])
         g = [o for o in d["op"] if o["genuine"] and o["rejected"]]
         i = [o for o in d["op"] if not o["genuine"] and o["rejected"]]
         frr = sum(o["rejected"][0] for o in g) / max(sum(o["rejected"][1] for o in g), 1)
@@ -268,25 +269,26 @@ def args_rate(args) -> float:
 
 # -- report ---------------------------------------------------------------------------------------
 
-def markdown(report: dict) -> str:
-    fam = report["family"]
-    lines = [f"# mouseguard evaluation: {fam} family, {report['protocol']} protocol on {report['dataset']}", "",
-             f"{report['date']}, {report['machine']}; command: `{report['command']}`; {report['seconds']:.0f} s", ""]
+def markdown_lines(report: dict) -> list[str]:
+    lines = []
     if report["protocol"] == "paper":
         idn = report["identification"]
         lines += [f"Identification of {report['users']} users (paper's task). Published: {PUBLISHED['features']}.", "",
                   "| split | accuracy | train segments | test segments |", "|---|---|---|---|"]
         for key in ("random_split", "random_split_overlapping", "session_split"):
             r = idn[key]
-            lines.append(f"| {key.replace('_', ' ')} | {_fmt(r['accuracy'])} | {r['train_segments']} | {r['test_segments']} |")
+            lines.append(f"| {key.replace('_', ' ')} | {fmt(r['accuracy'])} | {r['train_segments']} | "
+                         f"{r['test_segments']} |")
         if idn["session_split"].get("session_vote_accuracy") is not None:
-            lines.append(f"| session split, majority vote per test session | {_fmt(idn['session_split']['session_vote_accuracy'])} | | |")
-        lines += ["", "| open set | model | known accuracy | known rejected | unknown rejected |", "|---|---|---|---|---|"]
+            vote = fmt(idn["session_split"]["session_vote_accuracy"])
+            lines.append(f"| session split, majority vote per test session | {vote} | | |")
+        lines += ["", "| open set | model | known accuracy | known rejected | unknown rejected |",
+                  "|---|---|---|---|---|"]
         for key in ("open_set_random_split", "open_set_session_split"):
             for label in ("closed", "cgan"):
                 r = idn[key][label]
-                lines.append(f"| {key[9:].replace('_', ' ')} | {label} | {_fmt(r['accuracy'])} | "
-                             f"{_fmt(r['known_rejected'])} | {_fmt(r['unknown_rejected'])} |")
+                lines.append(f"| {key[9:].replace('_', ' ')} | {label} | {fmt(r['accuracy'])} | "
+                             f"{fmt(r['known_rejected'])} | {fmt(r['unknown_rejected'])} |")
     else:
         lines += [f"Session-disjoint; test impostors never seen in training; every session counted "
                   f"({len(report['sessions_without_rows'])} sessions had no input row and score 0.5). "
@@ -294,19 +296,19 @@ def markdown(report: dict) -> str:
         if "operating_point" in report:
             lines += ["", f"Operating point chosen by each user's model from its own held-out data. "
                       f"Published (different data set and protocol): {PUBLISHED['patterns']}.", "",
-                      "| detector | FAR (decisions) | FRR (decisions) | genuine sessions locked | impostor sessions never locked | user-folds without operating point |",
+                      "| detector | FAR (decisions) | FRR (decisions) | genuine sessions locked "
+                      "| impostor sessions never locked | user-folds without operating point |",
                       "|---|---|---|---|---|---|"]
             for name, o in report["operating_point"].items():
-                lines.append(f"| {name} | {_fmt(o['far_decisions'])} | {_fmt(o['frr_decisions'])} | "
-                             f"{_fmt(o['genuine_sessions_locked'])} | {_fmt(o['impostor_sessions_not_locked'])} | "
+                lines.append(f"| {name} | {fmt(o['far_decisions'])} | {fmt(o['frr_decisions'])} | "
+                             f"{fmt(o['genuine_sessions_locked'])} | {fmt(o['impostor_sessions_not_locked'])} | "
                              f"{o['folds_without_operating_point']} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def run(args, log) -> int:
+def run(args, log) -> dict:
     from agent.errors import MouseguardError
 
-    t0 = time.time()
     if args.protocol == "identification":
         raise MouseguardError("the identification protocol is the cnn family's; the features family reports "
                               "identification in --protocol paper")
@@ -320,7 +322,4 @@ def run(args, log) -> int:
                               "protocol are not available); use --protocol sessions")
     else:
         report = patterns_sessions(args, log)
-    out = write_report(report, args, t0, markdown, {"epochs": args.epochs, "seed": args.seed})
-    print(markdown(report))
-    log(f"report written to {out} ({report['seconds']:.0f} s)")
-    return 0
+    return report

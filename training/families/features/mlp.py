@@ -9,7 +9,7 @@ training rows (restoring the best weights).
 Two uses:
 
 * :class:`SegmentIdentifier` — the paper's multi-class identifier of many users (with an
-  optional *unknown* class synthesised by the CGAN of ``training.cgan``, for open-set rejection);
+  optional *unknown* class synthesised by the CGAN of ``training.families.features.cgan``, for open-set rejection);
 * :class:`FeaturesModel` — one user's authenticator for the agent: the same identifier
   over the genuine user (class 0), the impostor users it trains against and the synthetic
   unknowns; ``P(genuine)`` is the softmax of class 0.
@@ -27,8 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.cgan import CGANConfig, UnknownSynthesiser
-from training.fit import FitError, prepare_torch
+from agent.segment_features import FEATURE_NAMES, KIND as SEGMENT_KIND, SegmentSpec
+from training.families.features.cgan import CGANConfig, UnknownSynthesiser
+from training.errors import FitError
+from training.families.torch_setup import prepare_torch
 
 INPUT_NAME = "features"
 OUTPUT_NAME = "p_genuine"
@@ -105,7 +107,7 @@ class QuantileMinMax(nn.Module):
         return u * self.scale + self.offset
 
 
-class GenuineProbability(nn.Module):
+class FoldedGenuineProbability(nn.Module):
     """What ships in ONNX: features ``(n, 30)`` -> P(genuine) ``(n,)``."""
 
     def __init__(self, preprocess: QuantileMinMax, network: SegmentMLP, genuine: int = 0):
@@ -213,6 +215,10 @@ class SegmentIdentifier:
 class FeaturesModel:
     """One user's authenticator: genuine (class 0) vs the impostor users vs synthetic unknowns."""
 
+    name = "features"
+    input_kind = SEGMENT_KIND
+    row = "segment"
+
     def __init__(self, cfg: MLPConfig = MLPConfig()):
         self.cfg = cfg
 
@@ -234,22 +240,33 @@ class FeaturesModel:
             return np.empty(0)
         return self.identifier.predict_proba(features)[:, 0]
 
-    def scoring_module(self) -> GenuineProbability:
-        return GenuineProbability(self.identifier.preprocess, self.identifier.network).eval()
+    def scoring_module(self) -> FoldedGenuineProbability:
+        return FoldedGenuineProbability(self.identifier.preprocess, self.identifier.network).eval()
 
     def score_folded(self, features: np.ndarray) -> np.ndarray:
         """P(genuine) through the folded torch module, i.e. what is exported to ONNX."""
         with torch.no_grad():
             return self.scoring_module()(torch.tensor(features, dtype=torch.float32)).numpy()
 
-    def onnx_bytes(self, n_features: int) -> bytes:
+    def to_onnx(self) -> bytes:
         import io
 
         module = self.scoring_module()
         batch = torch.export.Dim("batch", min=1)
-        program = torch.onnx.export(module, (torch.zeros(2, n_features),), dynamo=True,
+        program = torch.onnx.export(module, (torch.zeros(2, len(FEATURE_NAMES)),), dynamo=True,
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     dynamic_shapes=({0: batch},), external_data=False, verbose=False)
         buffer = io.BytesIO()
         program.save(buffer, external_data=False)
         return buffer.getvalue()
+
+    def export_fields(self, parity_rows: np.ndarray) -> dict:
+        """What :func:`agent.model_dir.write_model_dir` needs beyond the user-model path's fields:
+        parity against the folded torch module, which is what is exported."""
+        return {
+            "family": self.name, "architecture": "segment-features-mlp-128-64-32+cgan-unknown",
+            "input_spec": {"name": INPUT_NAME, "kind": SEGMENT_KIND, "params": SegmentSpec().to_dict(),
+                           "shape": [None, len(FEATURE_NAMES)], "features": list(FEATURE_NAMES)},
+            "output": {"meaning": "P(genuine) for each 50-event segment: softmax of the enrolled user's class"},
+            "parity_rows": parity_rows, "reference": self.score_folded, "reference_name": "torch",
+        }

@@ -22,14 +22,16 @@ import models
 from agent.config import AgentConfig
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
-from training.datasets import load_sessions, session_blocks, session_events
-from training.detection import (event_rate, false_lock_summary, rates_text, replay_session, same_setup,
-                                setup_lines, time_to_lock_by_setup, time_to_lock_summary)
+from training.data.datasets import load_sessions, session_blocks, session_events
+from training.data.pool import load_pool
 from training.enrol import enrol
-from training.evaluate import _auc_row, _users
-from training.fit import FitConfig, FitError, load_encoder
-from training.metrics import auc_eer
-from training.pool import load_pool
+from training.errors import FitError
+from training.evaluation.common import (auc_row, event_rate, false_lock_summary, fmt, protocol_users, rates_text,
+                                        replay_session, same_setup, sessions_table, setup_lines,
+                                        time_to_lock_by_setup, time_to_lock_summary)
+from training.evaluation.metrics import auc_eer
+from training.families.cnn.encoder import load_encoder
+from training.families.cnn.train import FitConfig
 
 
 #: SapiMouse's 3-minute sessions hold ~60 blocks, under `enroll`'s minimum of 80; the protocol
@@ -37,14 +39,14 @@ from training.pool import load_pool
 ENROL_MIN_BLOCKS = 10
 
 
-def enrolment_protocol(args, log) -> dict:
+def run(args, log) -> dict:
     cfg = FitConfig.from_args(args)
     encoder_dir = Path(args.encoder) if args.encoder else models.ENCODER
     _, spec, encoder_info = load_encoder(encoder_dir)
     pool_users = load_pool(models.BACKGROUND_POOL, spec).users
     sessions = load_sessions(args.dataset, args.data)
     all_users = list(dict.fromkeys(s.user for s in sessions))
-    wanted = set(_users(sessions, args.users))
+    wanted = set(protocol_users(sessions, args.users))
     grace = float(AgentConfig().grace_seconds)
     groups = (all_users[0::2], all_users[1::2])
     rows, per_user, genuine_replays, impostor_replays = [], [], [], []
@@ -84,7 +86,8 @@ def enrolment_protocol(args, log) -> dict:
                     score = float(p.mean()) if len(p) else 0.5
                     (g if genuine else i).append(score)
                     block_scores[genuine].append(p)
-                    replay_row = {"model_user": user, "session": s.key, "same_setup": same_setup(rates[s.key], owner_rate),
+                    replay_row = {"model_user": user, "session": s.key,
+                                  "same_setup": same_setup(rates[s.key], owner_rate),
                                   **replay_session(session_events(s), scorer, spec, window, threshold, grace)}
                     (genuine_replays if genuine else impostor_replays).append(replay_row)
                     rows.append({"model_user": user, "session": s.key, "genuine": genuine, "blocks": int(len(p)),
@@ -94,13 +97,14 @@ def enrolment_protocol(args, log) -> dict:
                              "threshold": threshold, "session_auc": m["auc"],
                              "heldout_block_auc": summary["metrics"]["heldout_block"]["auc"]})
             log(f"enrolment {user}: session AUC {m['auc']:.3f}, decision {window} block(s) < {threshold:.3f}")
-    summary = _auc_row(block_scores[True], block_scores[False])
+    summary = auc_row(block_scores[True], block_scores[False])
     skipped = [u for u in per_user if "skipped" in u]
     aucs = [u["session_auc"] for u in per_user if u.get("session_auc") is not None]
     return {"protocol": "enrolment", "encoder": {"source": str(encoder_dir), **encoder_info},
             "pool": {"users": len(pool_users),
                      "dataset_users_in_pool": sum(u.startswith(f"{args.dataset}/") for u in pool_users)},
-            "users_not_enrolled": len(skipped), "enrol_sessions": args.enrol_sessions, "min_enrol_blocks": ENROL_MIN_BLOCKS, "summary": summary,
+            "users_not_enrolled": len(skipped), "enrol_sessions": args.enrol_sessions,
+            "min_enrol_blocks": ENROL_MIN_BLOCKS, "summary": summary,
             "mean_user_session_auc": float(np.mean(aucs)) if aucs else None, "per_user": per_user,
             "false_locks": false_lock_summary(genuine_replays), "time_to_lock": time_to_lock_summary(impostor_replays),
             "time_to_lock_by_setup": time_to_lock_by_setup(impostor_replays),
@@ -110,17 +114,16 @@ def enrolment_protocol(args, log) -> dict:
 
 
 def markdown_lines(report: dict) -> list[str]:
-    from training.evaluate import _fmt, sessions_table
-
     fl, ttl = report["false_locks"], report["time_to_lock"]
     per8, median = rates_text(report)
     lines = [f"`mouseguard enroll --from` the first {report['enrol_sessions']} sessions of each user (shipped encoder "
              f"and pool, the tested group's users left out of the pool), then every other session of that group scored "
              f"(ONNX) and replayed through the agent. Test impostors never seen in training.", ""]
     lines += sessions_table({"enrolment": report["summary"]}, "model", "block")
-    lines += ["", f"Mean of per-user session AUCs: {_fmt(report['mean_user_session_auc'])}; "
+    lines += ["", f"Mean of per-user session AUCs: {fmt(report['mean_user_session_auc'])}; "
                   f"{report['users_not_enrolled']} user(s) could not be enrolled (listed below).", "",
-              f"False locks of the owner: {fl['false_locks']} in {fl['active_hours']:.1f} active hours = {per8} per 8 h; "
+              f"False locks of the owner: {fl['false_locks']} in {fl['active_hours']:.1f} active hours "
+              f"= {per8} per 8 h; "
               f"impostor sessions locked: {ttl['locked']} of {ttl['sessions']}, median {median} of their movement.", "",
               *setup_lines(report), "",
               "| user | enrolled on | session AUC | decision |", "|---|---|---|---|"]
@@ -128,6 +131,6 @@ def markdown_lines(report: dict) -> list[str]:
         if "skipped" in u:
             lines.append(f"| {u['user']} | – | skipped: {u['skipped']} | |")
         else:
-            lines.append(f"| {u['user']} | {', '.join(u['enrolled_on'])} | {_fmt(u['session_auc'])} | "
+            lines.append(f"| {u['user']} | {', '.join(u['enrolled_on'])} | {fmt(u['session_auc'])} | "
                          f"mean of {u['window']} < {u['threshold']:.3f} |")
     return lines

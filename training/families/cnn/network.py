@@ -50,7 +50,7 @@ class GenuineProbability(nn.Module):
     """What ships in ONNX: blocks ``(n, channels, size)`` -> P(genuine) ``(n,)``.
 
     ``scale``/``shift`` (Platt scaling fitted on held-out blocks, its shift
-    halved: :func:`training.personal.platt`) map the network's logit so
+    halved: :func:`training.user_model.fit.platt`) map the network's logit so
     that P(genuine) means the same for every user's model: a score of 0.3 from one model and
     from another are then comparable, which a global threshold or a global AUC needs.
     """
