@@ -1,15 +1,35 @@
 """Reading and writing mouse recordings.
 
-Three formats share one reader, all CSV with a header line:
+Four formats share one reader, all CSV with a header line, plain or gzip-compressed:
 
-* the project's own recordings: ``client timestamp,button,state,x,y``, seconds, plain or gzip;
+* the project's own recordings: ``client timestamp,button,state,x,y``, seconds;
 * Balabit Mouse Dynamics Challenge sessions: an extra leading ``record timestamp`` column
   (the network monitor's clock, ignored: the client clock is what the user's hand produced);
-* SapiMouse sessions: the project's columns but in milliseconds, some files with CRLF endings.
+* SapiMouse sessions: the project's columns but in milliseconds, some files with CRLF endings;
+* the mAuth study's raw pynput logs: ``ID,Timestamp,X,Y,Button,Duration``, UNIX seconds,
+  integer button codes (see :func:`_parse_mauth_rows`). ID is ignored: one person per file.
 
 SapiMouse and the project's format share a header, so the time unit is told by the data: no
 mouse stream has a median gap between events of half a second or more, so a larger median
-means milliseconds. ``fmt`` overrides the guess.
+means milliseconds.
+
+mAuth's logger wrote pynput's callbacks as they came, as mouseguard's own hook
+(:class:`agent.capture.MouseHook`) sees them, so its rows are turned into events by the hook's
+rules, and a mAuth file reads as the events mouseguard would have recorded at that desk:
+
+* a click row (Button 0 left, 1 right, 2 middle, 5 and 6 side buttons) is ``Pressed`` when its
+  Duration is -1, else ``Released``. The side buttons become ``Other``, as the hook records
+  pynput's ``x1``/``x2`` (and as Balabit's ``XButton`` and SapiMouse's ``Other`` read): one
+  ``Other`` for both, so like the hook's, the held state tracks one ``Other``;
+* a move row (Button -1) is ``Move`` with ``NoButton``, or ``Drag`` while a button is held,
+  carrying the held button (the most recently pressed of those held, as the hook does; SapiMouse
+  names the button too, Balabit writes ``NoButton``; the block cutter's ``held`` channel reads the
+  state only). A button is held from its press row to its next release row: a second press
+  changes nothing, a release of a button not held is still a ``Released`` event;
+* Button 3 is the wheel down (``Scroll``/``Down``), 4 the wheel up (``Scroll``/``Up``).
+
+Duration says only press (-1) or release: the logger counted it from the last press of any
+button, and wrote -2 on releases before any press, so it does not find a release's press.
 """
 
 from __future__ import annotations
@@ -23,11 +43,21 @@ from pathlib import Path
 import numpy as np
 
 from agent.errors import MouseguardError
-from agent.events import BUTTON_CODES, BUTTONS, EVENT_DTYPE, STATE_CODES, STATE_NAMES
+from agent.events import (
+    BUTTON_CODES, BUTTONS, DOWN, DRAG, EVENT_DTYPE, LEFT, MIDDLE, MOVE, NO_BUTTON, OTHER, PRESSED, RELEASED,
+    RIGHT, SCROLL, STATE_CODES, STATE_NAMES, UP,
+)
 from agent.files import atomic_open
 
 HEADER = ("client timestamp", "button", "state", "x", "y")
 BALABIT_HEADER = ("record timestamp",) + HEADER
+MAUTH_HEADER = ("ID", "Timestamp", "X", "Y", "Button", "Duration")
+#: mAuth's Button codes, -1 to 6, as event buttons and (unless a click) states.
+MAUTH_BUTTONS = np.array([NO_BUTTON, LEFT, RIGHT, MIDDLE, SCROLL, SCROLL, OTHER, OTHER], dtype=np.uint8)
+MAUTH_STATES = np.array([MOVE, PRESSED, PRESSED, PRESSED, DOWN, UP, PRESSED, PRESSED], dtype=np.uint8)
+MAUTH_CODES = "-1 move, 0 left, 1 right, 2 middle, 3 wheel down, 4 wheel up, 5 and 6 side buttons"
+#: The Duration of a press row; any other Duration marks a release.
+MAUTH_PRESS = -1.0
 # x and y are stored as int32: a magnitude at or past this (or NaN) would be cast to garbage.
 COORDINATE_LIMIT = 2**31
 
@@ -51,8 +81,8 @@ BACKWARD_SHARE = 0.01
 
 
 def read_recording(path: str | os.PathLike) -> np.ndarray:
-    """Read one recording file — this project's, Balabit's or SapiMouse's, told apart by the
-    header and the time unit — into an ``EVENT_DTYPE`` array (time in seconds)."""
+    """Read one recording file — this project's, Balabit's, SapiMouse's or mAuth's, told apart
+    by the header and the time unit — into an ``EVENT_DTYPE`` array (time in seconds)."""
     path = Path(path)
     try:
         with _open_text(path) as f:
@@ -66,21 +96,20 @@ def read_recording(path: str | os.PathLike) -> np.ndarray:
     if not rows:
         raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
     header = tuple(cell.strip() for cell in rows[0])
-    if header == BALABIT_HEADER:
-        skip = 1
-    elif header == HEADER:
-        skip = 0
+    body = rows[1:]
+    if header == MAUTH_HEADER:
+        events = _parse_mauth_rows(path, body)
+    elif header in (HEADER, BALABIT_HEADER):
+        events = _parse_rows(path, body, skip=len(header) - len(HEADER))
     else:
         raise RecordingError(
             f"{path}:1: unexpected header {','.join(header)!r}; expected {','.join(HEADER)!r}"
         )
-    body = rows[1:]
-    events = _parse_rows(path, body, skip)
     backward = int(np.count_nonzero(np.diff(events["t"]) < 0))
     if backward > max(10, BACKWARD_SHARE * (len(events) - 1)):
         raise RecordingError(f"{path}: the timestamps go back in time at {backward} of {len(events) - 1} "
                              "steps; a recording lists its events in time order")
-    if skip == 0 and _looks_like_milliseconds(events["t"]):
+    if header == HEADER and _looks_like_milliseconds(events["t"]):
         events["t"] /= 1000.0
     return events
 
@@ -119,22 +148,102 @@ def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int) -> 
         if len(row) != width:
             return f"{where}: expected {width} fields, found {len(row)}"
         t, button, state, x, y = row[skip:]
-        try:
-            if not np.isfinite(float(t)):
-                raise ValueError
-        except ValueError:
+        if not _is_finite(t):
             return f"{where}: timestamp {t!r} is not a number"
         if button not in BUTTON_CODES:
             return f"{where}: unknown button {button!r} (expected one of {', '.join(BUTTONS)})"
         if state not in STATE_CODES:
             return f"{where}: unknown state {state!r} (expected one of {', '.join(STATE_NAMES)})"
-        for name, value in (("x", x), ("y", y)):
-            try:
-                if not _coordinates_fit(float(value)):
-                    raise ValueError
-            except ValueError:
-                return f"{where}: coordinate {name}={value!r} is not a number in range"
+        problem = _coordinate_problem(x, y)
+        if problem:
+            return f"{where}: {problem}"
     return f"{path}: malformed recording"
+
+
+def _parse_mauth_rows(path: Path, body: list[list[str]]) -> np.ndarray:
+    """mAuth rows as events, by the rules of the module docstring (the hook's), vectorised."""
+    events = np.zeros(len(body), dtype=EVENT_DTYPE)
+    if not body:
+        return events
+    try:
+        if any(len(row) != len(MAUTH_HEADER) for row in body):
+            raise ValueError
+        _, t, x, y, code, duration = zip(*body)
+        t, x, y, code, duration = (np.asarray(col, dtype=np.float64) for col in (t, x, y, code, duration))
+        if not (np.isfinite(t).all() and np.isfinite(duration).all() and _coordinates_fit(x).all()
+                and _coordinates_fit(y).all() and np.isin(code, np.arange(-1, 7)).all()):
+            raise ValueError
+    except ValueError:
+        raise RecordingError(_first_bad_mauth_row(path, body)) from None
+    index = code.astype(np.intp) + 1
+    button = MAUTH_BUTTONS[index]
+    state = MAUTH_STATES[index]
+    click = state == PRESSED
+    press = click & (duration == MAUTH_PRESS)
+    state[click & ~press] = RELEASED
+    # Which button is held after each row: per button, the last of its click rows decides; of
+    # several held, the one whose hold began last (the hook's ``held[-1]``).
+    rows = np.arange(len(body))
+    hold_began = np.full(len(body), -1)
+    held_button = np.zeros(len(body), dtype=np.uint8)
+    for held_code in (LEFT, RIGHT, MIDDLE, OTHER):
+        own = click & (button == held_code)
+        if not own.any():
+            continue
+        last = np.maximum.accumulate(np.where(own, rows, -1))
+        held = (last >= 0) & press[last]
+        began = np.maximum.accumulate(np.where(held & ~np.concatenate(([False], held[:-1])), rows, -1))
+        later = held & (began > hold_began)
+        hold_began[later] = began[later]
+        held_button[later] = held_code
+    drag = (code == -1) & (hold_began >= 0)
+    state[drag] = DRAG
+    button[drag] = held_button[drag]
+    events["t"] = t
+    events["button"] = button
+    events["state"] = state
+    events["x"] = x
+    events["y"] = y
+    return events
+
+
+def _first_bad_mauth_row(path: Path, body: list[list[str]]) -> str:
+    for lineno, row in enumerate(body, start=2):
+        where = f"{path}:{lineno}"
+        if len(row) != len(MAUTH_HEADER):
+            return f"{where}: expected {len(MAUTH_HEADER)} fields, found {len(row)}"
+        _, t, x, y, code, duration = row
+        if not _is_finite(t):
+            return f"{where}: timestamp {t!r} is not a number"
+        problem = _coordinate_problem(x, y)
+        if problem:
+            return f"{where}: {problem}"
+        try:
+            known = float(code) in range(-1, 7)
+        except ValueError:
+            known = False
+        if not known:
+            return f"{where}: unknown button code {code!r} (expected {MAUTH_CODES})"
+        if not _is_finite(duration):
+            return f"{where}: duration {duration!r} is not a number"
+    return f"{path}: malformed recording"
+
+
+def _is_finite(cell: str) -> bool:
+    try:
+        return bool(np.isfinite(float(cell)))
+    except ValueError:
+        return False
+
+
+def _coordinate_problem(x: str, y: str) -> str | None:
+    for name, value in (("x", x), ("y", y)):
+        try:
+            if not _coordinates_fit(float(value)):
+                raise ValueError
+        except ValueError:
+            return f"coordinate {name}={value!r} is not a number in range"
+    return None
 
 
 def _coordinates_fit(values):
