@@ -88,14 +88,20 @@ def autostart(args) -> int:
 
 
 def forget(args) -> int:
-    """Erase a user's models and recordings: everything mouseguard learnt about them."""
+    """Erase a user's models and recordings, and their blocks in the shared cohort folder:
+    everything mouseguard learnt about them."""
     import shutil
 
+    from agent.cohort import member_path
     from agent.config import effective_user, load_config
     from agent.paths import user_model_dir, user_recordings_dir
 
-    user = args.user or effective_user(load_config())
-    targets = [p for p in (user_model_dir(user), user_recordings_dir(user)) if p.exists()]
+    config = load_config()
+    user = args.user or effective_user(config)
+    candidates = [user_model_dir(user), user_recordings_dir(user)]
+    if config.cohort.dir:
+        candidates.append(member_path(config.cohort.dir, user))
+    targets = [p for p in candidates if p.exists() or p.is_symlink()]
     if not targets:
         print(f"nothing stored for {user}")
         return 0
@@ -107,7 +113,10 @@ def forget(args) -> int:
             print("nothing erased")
             return 1
     for p in targets:
-        shutil.rmtree(p)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:  # the cohort member file: a link planted under the name goes, never its target
+            p.unlink()
         print(f"erased {p}")
     return 0
 

@@ -68,6 +68,12 @@ class EnrolmentConfig:
 
 
 @dataclass(frozen=True)
+class CohortConfig:
+    dir: str = ""
+    refit: bool = True
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
 
@@ -77,6 +83,7 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
+    cohort: CohortConfig = field(default_factory=CohortConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     #: The file this configuration came from (None when built in code); not part of equality.
     source: Path | None = field(default=None, compare=False)
@@ -86,6 +93,7 @@ _SECTIONS: dict[str, type] = {
     "agent": AgentConfig,
     "decision": DecisionConfig,
     "enrolment": EnrolmentConfig,
+    "cohort": CohortConfig,
     "logging": LoggingConfig,
 }
 
@@ -93,6 +101,12 @@ _SECTIONS: dict[str, type] = {
 def _plain_user_name(value: str) -> bool:
     # The user names a folder under models_dir(); a path here would escape it.
     return value == "" or not (value in (".", "..") or any(c in value for c in "/\\\0"))
+
+
+def _cohort_folder(value: str) -> bool:
+    # Shared by every account of the machine, so it must not depend on where the agent was
+    # started (a relative path) — "~/..." would be each account's own folder, not a shared one.
+    return value == "" or ("\0" not in value and not value.startswith("~") and os.path.isabs(value))
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,19 @@ _KEYS: tuple[_Key, ...] = (
         "enrolment", "auto", bool, "true or false",
         "With no model yet, `mouseguard run` learns the user's movements first and then\n"
         "enrols itself. With false it only reports \"not enrolled\".",
+    ),
+    _Key(
+        "cohort", "dir", str, 'an absolute folder path, or "" (off)',
+        "A folder shared by the accounts of this workstation (README, 'Shared workstation:\n"
+        "a local cohort'). Enrolment trains against the movement the others published there\n"
+        "and publishes yours (blocks of velocities, time steps and buttons held: no\n"
+        'positions, no recordings). "" keeps your movement to yourself.',
+        check=_cohort_folder,
+    ),
+    _Key(
+        "cohort", "refit", bool, "true or false",
+        "When someone joins or leaves the cohort folder, the running agent re-enrols you\n"
+        "in the background, at low priority, from your kept recordings (needs [train]).",
     ),
     _Key(
         "logging", "level", str, 'one of "debug", "info", "warning", "error", "critical"',

@@ -4,17 +4,26 @@ Training needs the ``[train]`` extra; recording does not. Recordings are kept un
 user's recordings folder, so a later re-enrolment learns from everything recorded so far.
 The model directory is replaced atomically: the previous model protects until the new one
 is complete, and an interrupted enrolment leaves it untouched.
+
+With ``cohort.dir`` set (a shared workstation, see agent/cohort.py) the model is also trained
+against the blocks the machine's other accounts published there, and after a successful
+enrolment the person's own blocks are published for theirs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from agent.blocks import BlockSpec
 from agent.errors import MouseguardError
+from agent.model_dir import load_model_dir
 from agent.recordings import read_recording
 
 
@@ -65,18 +74,90 @@ def require_training() -> None:
                               "(see README, 'Install'); 'mouseguard record' records without it")
 
 
-def train_from(recordings: list, files: list, user: str, config, epochs: int = 16) -> dict:
-    """Enrol ``user`` from the events of ``recordings`` (read from ``files``); returns the
-    enrolment summary."""
+def _warn(message: str) -> None:
+    print(f"mouseguard: warning: {message}", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class CohortPlan:
+    """The local cohort of one enrolment: the folder, the encoder's block spec, the enrolling
+    person's own blocks (cut with it) and the other members' blocks, by name."""
+
+    folder: Path
+    spec: BlockSpec
+    own: np.ndarray  # (n, channels, size)
+    members: dict[str, np.ndarray]
+
+
+def plan_cohort(folder: str, user: str, recordings: list, warn=_warn) -> CohortPlan | None:
+    """Read the other members of ``folder`` for ``user``'s enrolment; None (after one warning
+    line) when the folder cannot be used — enrolment then goes on without a cohort. Needs
+    torch (the encoder's spec): call after :func:`require_training`."""
+    import models
+    from agent import cohort
+    from training.enrol import cohort_blocks
+    from training.families.cnn.encoder import load_encoder
+
+    try:
+        path = cohort.check_folder(folder)
+    except cohort.CohortError as exc:
+        warn(f"{exc}; enrolling without the cohort")
+        return None
+    spec = load_encoder(models.ENCODER)[1]
+    own = cohort_blocks(recordings, spec)
+    try:
+        members = cohort.read_members(path, user, spec, own_blocks=own, warn=warn)
+    except OSError as exc:
+        warn(f"cohort folder {path}: cannot list it ({exc.strerror or exc}); enrolling without the cohort")
+        return None
+    return CohortPlan(path, spec, own, members)
+
+
+def publish_own(plan: CohortPlan, user: str, recordings: list, warn=_warn) -> str:
+    """Publish ``user``'s blocks, cut with the new model's spec, into the cohort folder; the
+    line to print (or "" after a warning)."""
+    from agent import cohort
+    from agent.paths import user_model_dir
+    from training.enrol import cohort_blocks
+
+    try:
+        spec = load_model_dir(user_model_dir(user)).spec
+        blocks = plan.own if spec == plan.spec else cohort_blocks(recordings, spec)
+        written = cohort.publish(plan.folder, user, blocks, spec)
+    except (MouseguardError, OSError, ValueError) as exc:
+        warn(f"cohort: your blocks were not published in {plan.folder}: {exc}")
+        return ""
+    where = cohort.member_path(plan.folder, user)
+    if not written:
+        return f"cohort: {where} already holds these blocks of yours"
+    return (f"cohort: your blocks ({len(blocks)}: velocities, time steps, buttons held; no positions) are in "
+            f"{where}, readable by the other accounts of this machine ('mouseguard forget' removes them)")
+
+
+def describe_cohort(plan: CohortPlan) -> str:
+    if not plan.members:
+        return f"cohort: no one else has published their movement in {plan.folder} yet"
+    names = ", ".join(sorted(plan.members))
+    blocks = sum(len(b) for b in plan.members.values())
+    who = "person who uses" if len(plan.members) == 1 else "people who use"
+    return (f"cohort: trained against the movement of {len(plan.members)} other {who} this machine "
+            f"({names}; {blocks} blocks)")
+
+
+def train_from(recordings: list, files: list, user: str, config, epochs: int = 16,
+               cohort: dict | None = None) -> dict:
+    """Enrol ``user`` from the events of ``recordings`` (read from ``files``), against the
+    ``cohort`` members' blocks if given; returns the enrolment summary."""
     require_training()
     from agent.paths import user_model_dir
     from training.enrol import enrol
     from training.families.cnn.train import FitConfig
 
     out = user_model_dir(user)
+    with_cohort = {} if cohort is None else {"cohort": cohort}  # no cohort folder: enrol as before it existed
     return enrol(recordings, user, out, cfg=FitConfig(epochs=epochs),
                  false_locks_per_8h=config.enrolment.false_locks_per_8h, sources=files,
-                 log=lambda m: print(m, file=sys.stderr, flush=True))
+                 log=lambda m: print(m, file=sys.stderr, flush=True), **with_cohort)
 
 
 def enroll_cmd(args) -> int:
@@ -110,11 +191,18 @@ def enroll_cmd(args) -> int:
     from training.enrol import describe  # torch is there: require_training() above
     from training.errors import FitError
 
+    plan = plan_cohort(config.cohort.dir, user, recordings) if config.cohort.dir else None
     try:
-        summary = train_from(recordings, files, user, config, epochs=args.epochs)
+        summary = train_from(recordings, files, user, config, epochs=args.epochs,
+                             cohort=plan.members if plan else None)
     except FitError as exc:
         raise MouseguardError(f"{exc}; nothing was changed") from None
 
     print(f"enrolled {user}: model in {user_model_dir(user)}")
     print(describe(summary))
+    if plan is not None:
+        print(describe_cohort(plan))
+        published = publish_own(plan, user, recordings)
+        if published:
+            print(published)
     return 0

@@ -75,9 +75,9 @@ class UserNameError(MouseguardError, ValueError):
     pass
 
 
-def _folder_name(user: str) -> str:
-    """``user`` as a folder name; a path (``../bob``, ``a/b``) would reach outside mouseguard's
-    folders — ``forget`` erases what it names."""
+def safe_user_name(user: str) -> str:
+    """``user`` as a file or folder name; a path (``../bob``, ``a/b``) would reach outside
+    mouseguard's folders (or the shared cohort folder) — ``forget`` erases what it names."""
     if not user or user in (".", "..") or any(sep in user for sep in ("/", "\\", "\0")):
         raise UserNameError(f"not a valid user name: {user!r} (a name, not a path)")
     return user
@@ -85,7 +85,7 @@ def _folder_name(user: str) -> str:
 
 def user_model_dir(user: str, env: Mapping[str, str] | None = None) -> Path:
     """The model folder of ``user``."""
-    return models_dir(env) / _folder_name(user)
+    return models_dir(env) / safe_user_name(user)
 
 
 def recordings_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -94,7 +94,7 @@ def recordings_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def user_recordings_dir(user: str, env: Mapping[str, str] | None = None) -> Path:
     """The folder of ``user``'s recordings."""
-    return recordings_dir(env) / _folder_name(user)
+    return recordings_dir(env) / safe_user_name(user)
 
 
 def log_dir(env: Mapping[str, str] | None = None) -> Path:
