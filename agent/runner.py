@@ -8,12 +8,19 @@ needs that) and starts the rest once it is up.
 Every way of not protecting is a visible state: no model (learning / not enrolled), a model
 refused (not protecting), a dead hook (not protecting until the supervisor restarts it), a
 failed lock (alert). Nothing here ends the agent except quit.
+
+On a shared workstation (``cohort.dir``) the heartbeat also looks at the cohort folder every
+few minutes while the agent calmly protects; when people joined or left it since the model was
+trained, a child process re-enrols the user at low priority and the agent switches to the new
+model once it is written (and nothing is being judged at that moment).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,10 +30,15 @@ from pathlib import Path
 import numpy as np
 
 from agent import states
-from agent.model_dir import ModelError, load_model_dir
+from agent.model_dir import MANIFEST, ModelError, load_model_dir
 from agent.status import HEARTBEAT_SECONDS
 
 log = logging.getLogger("mouseguard.agent")
+
+#: How often a protecting agent looks at the cohort folder (names and file times only).
+COHORT_CHECK_SECONDS = 300.0
+#: Added to the agent's niceness for a background refit: the owner's own work comes first.
+REFIT_NICENESS = 10
 
 
 def live_clock() -> float:
@@ -63,6 +75,12 @@ class Agent:
         self.supervisor = None
         self.buffer = None
         self.model = None
+        self.model_mtime_ns = 0  # of the manifest the model was loaded from
+        self.refit: CohortRefit | None = None
+        self._refitted = False  # a refit wrote a new model; switch to it at a calm moment
+        self._cohort_checked: float | None = None
+        self._cohort_tried: dict | None = None  # the members a refit was last started for
+        self._cohort_said: set[str] = set()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -115,6 +133,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stopped.set()
+        if self.refit is not None:
+            self.refit.stop()
         if self.supervisor:
             self.supervisor.stop()
         if self.consumer:
@@ -155,6 +175,10 @@ class Agent:
         pipeline = make_pipeline(model, Scorer(model), window=d.window or None,
                                  threshold=d.threshold or None, grace_seconds=self.config.agent.grace_seconds)
         self.model = model
+        try:
+            self.model_mtime_ns = (model.path / MANIFEST).stat().st_mtime_ns
+        except OSError:
+            self.model_mtime_ns = 0
         if self.consumer:
             self.consumer.stop()
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error)
@@ -175,6 +199,90 @@ class Agent:
             if self.paused_until is not None and time.time() >= self.paused_until:
                 self.resume()
             self.write_status()
+            try:
+                self.check_cohort()
+            except Exception:  # a refit problem must not stop the heartbeat (and the status file)
+                log.exception("cohort check failed")
+
+    # -- cohort refit -----------------------------------------------------------------------
+
+    def _calmly_protecting(self) -> bool:
+        """Protecting, and nothing being judged: not learning, paused, suspicious or locked."""
+        return (self.model is not None and self.mode == states.PROTECTED and self.state == states.PROTECTED
+                and self.paused_until is None)
+
+    def check_cohort(self, now: float | None = None) -> bool:
+        """Called by the heartbeat: switch to a refitted model, or start a refit when the cohort
+        folder no longer matches the model (at most every COHORT_CHECK_SECONDS). Returns
+        whether a refit was started."""
+        c = self.config.cohort
+        if not (c.dir and c.refit) or self.config.agent.model or self._stopped.is_set():
+            return False  # (a model named in the config is not the user's to refit)
+        if self.refit is not None and not self.refit.is_alive():
+            self._refitted, self.refit = self.refit.succeeded, None
+        if self.refit is not None or not self._calmly_protecting():
+            return False
+        if self._refitted:
+            # Switching resets the rolling decision; at a calm moment that forgets nothing.
+            self._refitted = False
+            self._switch_to_refitted()
+            return False
+        now = time.monotonic() if now is None else now
+        if self._cohort_checked is not None and now - self._cohort_checked < COHORT_CHECK_SECONDS:
+            return False
+        self._cohort_checked = now
+        command = self.refit_command()
+        if command is None:
+            return False
+        self.refit = CohortRefit(command)
+        self.refit.start()
+        return True
+
+    def refit_command(self) -> list[str] | None:
+        """The re-enrolment to run when the cohort folder's members differ from the model's
+        (someone joined, left or republished), else None."""
+        from agent import cohort
+        from agent.enrolment import training_available
+
+        training = self.model.manifest.get("training") or {}
+        if training.get("dataset") != "enrolment":
+            return None  # a model made by `train fit` or elsewhere is not re-enrolled behind one's back
+        try:
+            present = cohort.snapshot(self.config.cohort.dir, self.user)
+        except OSError as exc:  # unreachable for now: no refit without the members it had
+            self._say_once(f"cohort folder {self.config.cohort.dir} cannot be listed ({exc.strerror or exc}); "
+                           "no refit until it can")
+            return None
+        trained = training.get("cohort") if isinstance(training.get("cohort"), dict) else {}
+        if not cohort.needs_refit(present, trained, self.model_mtime_ns) or present == self._cohort_tried:
+            return None  # up to date, or a refit for exactly these members already ran (and failed)
+        self._cohort_tried = present
+        if not training_available():
+            self._say_once("the cohort folder has changed, but refitting the model needs PyTorch "
+                           "(pip install 'mouseguard[train]'); keeping the current model")
+            return None
+        files = refit_sources(training, self.recordings_dir / self.user)
+        if not files:
+            self._say_once(f"the cohort folder has changed, but no recordings of {self.user} are kept to refit "
+                           "from; run 'mouseguard enroll' to train against the cohort")
+            return None
+        log.info("the cohort has changed (other members now: %s); re-enrolling in the background",
+                 ", ".join(sorted(present)) or "none")
+        return self.enrol_command(self.user, files)
+
+    def _switch_to_refitted(self) -> None:
+        try:
+            model = load_model_dir(self.model_dir)
+        except ModelError as exc:
+            log.error("the refitted model was refused, keeping the current one: %s", exc)
+            return
+        log.info("switching to the model refitted against the cohort")
+        self._protect(model)
+
+    def _say_once(self, message: str) -> None:
+        if message not in self._cohort_said:
+            self._cohort_said.add(message)
+            log.warning("%s", message)
 
     # -- callbacks --------------------------------------------------------------------------
 
@@ -240,6 +348,67 @@ class Agent:
 def default_enrol_command(user: str, files: list[str]) -> list[str]:
     """Enrolment runs in a child process: torch never enters the agent's own memory."""
     return [sys.executable, "-m", "agent", "enroll", "--user", user, "--from", *files]
+
+
+def refit_sources(training: dict, recordings: Path) -> list[str]:
+    """What a refit re-enrols from: the recordings the model was enrolled from when every one is
+    still there (``enroll --from`` files kept elsewhere), else the user's kept recordings."""
+    sources = training.get("sources")
+    if (isinstance(sources, list) and sources
+            and all(isinstance(s, str) and Path(s).is_absolute() and Path(s).is_file() for s in sources)):
+        return list(sources)
+    return sorted(str(p) for p in recordings.glob("*.csv*"))
+
+
+def start_low_priority(command: list[str]) -> subprocess.Popen:
+    """Start ``command`` with its output captured, REFIT_NICENESS below the agent's priority."""
+    extra = {"creationflags": subprocess.BELOW_NORMAL_PRIORITY_CLASS} if sys.platform == "win32" else {}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **extra)
+    if hasattr(os, "setpriority"):
+        # Set from here rather than in a preexec_fn (unsafe with the agent's threads). On Linux it
+        # applies to the child's main thread; the threads torch starts later inherit it.
+        with contextlib.suppress(OSError):  # it may have ended already
+            os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + REFIT_NICENESS))
+    return proc
+
+
+class CohortRefit(threading.Thread):
+    """One background re-enrolment in a low-priority child process."""
+
+    def __init__(self, command: list[str]):
+        super().__init__(name="mouseguard-refit", daemon=True)
+        self.command = command
+        self.proc: subprocess.Popen | None = None
+        self.succeeded = False
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.proc = start_low_priority(self.command)
+        except OSError as exc:
+            log.error("the cohort refit could not start: %s", exc)
+            return
+        if self._stopping.is_set():
+            self.stop()
+        out, err = self.proc.communicate()
+        if self.proc.returncode == 0:
+            self.succeeded = True
+            log.info("re-enrolled against the cohort:\n%s", out.strip())
+        elif not self._stopping.is_set():
+            log.error("the cohort refit failed, keeping the current model: %s",
+                      err.strip().splitlines()[-1:] or self.proc.returncode)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the child as Ctrl-C would, so its half-written model folder is cleaned up."""
+        self._stopping.set()
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT if sys.platform != "win32" else signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class Learner(threading.Thread):
