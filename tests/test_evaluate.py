@@ -239,3 +239,18 @@ def test_session_folds_never_put_a_session_on_both_sides(impostors):
             assert set(negatives) == imp_users == {f"user{u}" for u in range(1, 6)} - {user}
         else:
             assert not set(negatives) & imp_users and len(imp_users) == 2
+
+
+def test_features_family_paper_and_sessions_protocols(tiny_balabit, tmp_path):
+    """The other families' reports come through the same registry and report writer."""
+    out = tmp_path / "features-paper"
+    assert main(["train", "evaluate", "--protocol", "paper", "--model-family", "features", "--dataset", "balabit",
+                 "--data", str(tiny_balabit), "--out", str(out), "--epochs", "2"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["family"] == "features" and report["identification"]["random_split"]["test_segments"] > 0
+    assert "# mouseguard evaluation: features family, paper protocol" in (out / "report.md").read_text()
+    out = tmp_path / "patterns-sessions"
+    assert main(["train", "evaluate", "--protocol", "sessions", "--model-family", "patterns", "--dataset", "balabit",
+                 "--data", str(tiny_balabit), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["family"] == "patterns" and len({r["session"] for r in report["session_rows"]}) == 9  # all

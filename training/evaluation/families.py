@@ -120,7 +120,7 @@ def features_paper(args, log) -> dict:
     out = {}
 
     def stack(ss, feats=_segments):
-        xs = [feats(s.path) if feats is _segments else feats(s) for s in ss]
+        xs = [feats(s) for s in ss]
         return np.concatenate(xs), np.concatenate([np.full(len(x), index[s.user]) for x, s in zip(xs, ss)])
 
     x, y = stack(sessions)
@@ -149,7 +149,9 @@ def features_paper(args, log) -> dict:
     unknown_users = set(users[OPEN_SET_EVERY - 1::OPEN_SET_EVERY])
     known = [u for u in users if u not in unknown_users]
     kindex = {u: i for i, u in enumerate(known)}
-    for split_name in ("random_split", "session_split"):
+    if not unknown_users:  # fewer than OPEN_SET_EVERY users: no one to hold out; said, not dropped
+        log(f"features paper: open set needs at least {OPEN_SET_EVERY} users, the data has {len(users)}")
+    for split_name in ("random_split", "session_split") if unknown_users else ():
         if split_name == "random_split":
             is_known = np.isin(y, [index[u] for u in known])
             remap = np.array([kindex.get(u, -1) for u in users])
@@ -284,8 +286,10 @@ def markdown_lines(report: dict) -> list[str]:
             lines.append(f"| session split, majority vote per test session | {vote} | | |")
         lines += ["", "| open set | model | known accuracy | known rejected | unknown rejected |",
                   "|---|---|---|---|---|"]
+        if "open_set_random_split" not in idn:
+            lines.append(f"| not run: needs at least {OPEN_SET_EVERY} users | | | | |")
         for key in ("open_set_random_split", "open_set_session_split"):
-            for label in ("closed", "cgan"):
+            for label in ("closed", "cgan") if key in idn else ():
                 r = idn[key][label]
                 lines.append(f"| {key[9:].replace('_', ' ')} | {label} | {fmt(r['accuracy'])} | "
                              f"{fmt(r['known_rejected'])} | {fmt(r['unknown_rejected'])} |")
