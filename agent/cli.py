@@ -32,7 +32,7 @@ def _add_train(sub) -> None:
     _add_fit_options(p)
 
     p = tsub.add_parser("fit", help="train one user's model against other users and export it")
-    p.add_argument("--dataset", choices=["balabit", "sapimouse", "recording"], required=True)
+    p.add_argument("--dataset", choices=["balabit", "sapimouse", "mauth", "recording"], required=True)
     p.add_argument("--data", required=True, help="data set folder, or a recording file/folder")
     p.add_argument("--user", required=True, help="the genuine user")
     p.add_argument("--out", required=True, help="model directory to write (replaced atomically)")
@@ -53,7 +53,7 @@ def _add_train(sub) -> None:
     p = tsub.add_parser("evaluate", help="run an evaluation protocol and write a report")
     p.add_argument("--protocol", choices=list(PROTOCOLS), required=True,
                    help="; ".join(f"{name}: {what}" for name, what in PROTOCOLS.items()))
-    p.add_argument("--dataset", choices=["balabit", "sapimouse"], required=True)
+    p.add_argument("--dataset", choices=["balabit", "sapimouse", "mauth"], required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="report", help="report folder (default ./report)")
     p.add_argument("--encoder", help="pre-trained encoder folder (default: pre-train one on SapiMouse)")
@@ -66,6 +66,9 @@ def _add_train(sub) -> None:
     p.add_argument("--impostors", choices=["unseen", "seen"], default="unseen",
                    help="sessions protocol: test impostors never seen in training (default), or the other "
                         "users' other sessions, as in Balabit's official test")
+    p.add_argument("--cohort", type=_cohorts, default=[0],
+                   help="desk protocol: cohort sizes to measure, e.g. 0,1,3,6 — each model also trained against "
+                        "that many other people of the data, as on a shared workstation (default 0)")
     p.add_argument("--enrol-sessions", type=_whole(1, 1000), default=2,
                    help="enrolment protocol: sessions per user to enrol from (default 2)")
     _add_fit_options(p)
@@ -91,6 +94,11 @@ def _whole(lo: int, hi: int):
     return parse
 
 
+def _cohorts(text: str) -> list[int]:
+    """An argparse type: comma-separated cohort sizes, each a whole number from 0 to 1000."""
+    return [_whole(0, 1000)(part.strip()) for part in text.split(",")]
+
+
 #: Epochs: 1 to 1,000 (the default 16 takes ~25 s on a core; 1,000 is a day's fit, enough for an experiment).
 _epochs = _whole(1, 1000)
 #: torch and numpy take seeds from 0 to 2**32 - 1.
@@ -99,8 +107,9 @@ _seed = _whole(0, 2**32 - 1)
 _tilings = _whole(1, 128)
 
 
-def _noise(text: str) -> float:
-    """Noise augmentation: ±N on the block's features, 0 (off) to 1 (the paper used 0.2)."""
+def _share(text: str) -> float:
+    """A share from 0 to 1 (noise augmentation: ±N on the block's features, the paper used 0.2;
+    self-contrast: the share of negatives made from the owner's own movement)."""
     try:
         x = float(text)
     except ValueError:
@@ -124,9 +133,11 @@ def _rate(text: str) -> float:
 def _add_fit_options(p) -> None:
     p.add_argument("--epochs", type=_epochs, default=16)
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--noise", type=_noise, default=0.0, help="uniform noise augmentation (±N; paper: 0.2)")
+    p.add_argument("--noise", type=_share, default=0.0, help="uniform noise augmentation (±N; paper: 0.2)")
     p.add_argument("--tilings", type=_tilings, help="per-user fits: cut each training recording this many ways, "
                    "from starts spread over one block (default 4; 1 = one cut, as the seed paper)")
+    p.add_argument("--self-contrast", type=_share, help="per-user fits: the share of negatives made from the owner's "
+                   "own movement, changed as another hand would move (default 0 = off; README: 'Someone at your desk')")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,3 +64,19 @@ def write_balabit(path, events):
     lines = [",".join(BALABIT_HEADER)] + [
         f"{t + 0.1:.3f},{t:.3f},{BUTTONS[b]},{STATE_NAMES[s]},{x},{y}" for t, b, s, x, y in events.tolist()]
     path.write_text("\n".join(lines) + "\n")
+
+
+def write_mauth(path, events):
+    """The mAuth study's raw pynput log: ID,Timestamp,X,Y,Button,Duration (Button -1 a move, 0 a
+    left press with Duration -1 and its release with the seconds held)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines, pressed = ["ID,Timestamp,X,Y,Button,Duration"], None
+    for t, b, s, x, y in events.tolist():
+        if s == PRESSED:
+            pressed = t
+            lines.append(f"0,{t:.6f},{x},{y},0,-1")
+        elif s == RELEASED:
+            lines.append(f"0,{t:.6f},{x},{y},0,{t - pressed:.6f}")
+        else:
+            lines.append(f"0,{t:.6f},{x},{y},-1,-1")
+    path.write_text("\n".join(lines) + "\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import models
+from agent.blocks import BlockSpec, cut_blocks
 from training.families.cnn.train import FitConfig
 from training.families.cnn.encoder import load_encoder
 from training.user_model.fit import export_user_model, fit_cnn
@@ -35,11 +36,14 @@ def _shown(path) -> str:
 
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
           cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), exclude_pool_users=(),
-          log=None, min_blocks: int = MIN_BLOCKS) -> dict:
+          cohort: dict[str, np.ndarray] | None = None, log=None, min_blocks: int = MIN_BLOCKS) -> dict:
     """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays).
 
     ``exclude_pool_users``: pool users to leave out besides the enrolling person's own (the
     demo keeps its impostor out, so the demo shows an impostor the model has never seen).
+    ``cohort``: blocks of other people who use this machine, by name, cut with the encoder's
+    spec (:func:`cohort_blocks`) — the best impostors there are, at the owner's own desk
+    (:func:`training.user_model.fit.fit_cnn`).
     """
     encoder_dir = encoder_dir or models.ENCODER
     pool_path = pool_path or models.BACKGROUND_POOL
@@ -53,16 +57,29 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
         log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
         if own:
             log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
+    cohort = {name: blocks for name, blocks in (cohort or {}).items() if len(blocks)}
+    if any(blocks.shape[1:] != (spec.channels, spec.size) for blocks in cohort.values()):
+        raise ValueError("cohort blocks cut with another block spec than the encoder's")
+    if log and cohort:
+        log(f"cohort: {sum(map(len, cohort.values()))} blocks of {len(cohort)} other people who use this machine")
+    cohort_runs = list(cohort.values())
     fitted = fit_cnn(recordings, train, spec, user=user, mode="transfer2", encoder_state=encoder_state, cfg=cfg,
-                     impostor_heldout_runs=held, log=log, min_blocks=min_blocks)
+                     impostor_heldout_runs=held, local_runs=cohort_runs, log=log, min_blocks=min_blocks)
     summary = export_user_model(
         fitted, out_dir, user=user, false_locks_per_hour=false_locks_per_8h / 8.0,
         training_info={"dataset": "enrolment", "sources": [str(s) for s in sources],
                        "encoder": {"path": _shown(encoder_dir),
                                    **{k: encoder_info.get(k) for k in ("dataset", "users")}},
-                       "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users)})
+                       "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users),
+                       "cohort": {name: int(len(blocks)) for name, blocks in cohort.items()}})
     summary["target_per_hour"] = false_locks_per_8h / 8.0
     return summary
+
+
+def cohort_blocks(recordings: list[np.ndarray], spec: BlockSpec) -> np.ndarray:
+    """One cohort member's blocks from their recordings, cut as an enrolment cuts."""
+    runs = [cut_blocks(e, spec)[0] for e in recordings]
+    return np.concatenate(runs) if runs else np.empty((0, spec.channels, spec.size), np.float32)
 
 
 def describe(summary: dict) -> str:
@@ -81,8 +98,17 @@ def describe(summary: dict) -> str:
         f"false locks on your held-out data: {c['heldout_false_locks']} in {hours * 60:.0f} min of movement "
         f"(target: at most {8 * summary['target_per_hour']:g} per 8 active hours; held-out data this short "
         f"can vouch for 1 per {vouch} at best)",
-        f"unseen impostors locked: {c['impostor_runs_locked']} of {c['impostor_runs']}, median after "
-        f"{c['median_seconds_to_lock']:.0f} s of their movement" if c["impostor_runs_locked"] else
-        f"unseen impostors locked: none of {c['impostor_runs']}",
     ]
+    local = summary["metrics"].get("heldout_block_local")
+    pool = c["impostor_runs"] - (local["runs"] if local else 0)
+    lines.append(f"checked against {pool} people held out of the shipped pool (recorded on other machines)"
+                 + (f" and {local['runs']} recording(s) of people who use this machine" if local else "") + ": "
+                 + (f"{c['impostor_runs_locked']} of {c['impostor_runs']} locked, median after "
+                    f"{c['median_seconds_to_lock']:.0f} s of their movement" if c["impostor_runs_locked"] else
+                    "none locked"))
+    if local:
+        lines.append(f"people who use this machine, held-out movement: AUC {local['auc']:.3f}")
+    lines.append("what this check cannot vouch for: someone at this desk — same mouse, same machine — whom "
+                 "mouseguard has never seen; such a person is much harder to catch (README, Accuracy: the desk "
+                 "figures)" + ("" if local else ". Enrolling everyone who uses this machine helps (cohort)"))
     return "\n".join(lines)

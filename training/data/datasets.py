@@ -19,7 +19,7 @@ from agent.blocks import BlockSpec, cut_blocks
 from agent.errors import MouseguardError
 from agent.recordings import read_recording
 
-DATASETS = ("balabit", "sapimouse", "recording")
+DATASETS = ("balabit", "sapimouse", "mauth", "recording")
 
 
 class DatasetError(MouseguardError, ValueError):
@@ -68,6 +68,20 @@ def sapimouse_sessions(data_dir) -> list[Session]:
     return sorted(sessions, key=lambda s: (_user_sort_key(s.user), s.session))
 
 
+def mauth_sessions(data_dir) -> list[Session]:
+    """The mAuth study's raw pynput logs, ``user_<N>_data.csv``: one 30-minute session per person,
+    all at one kind of desk (for evaluation only: the data set states no licence)."""
+    data_dir = Path(data_dir)
+    sessions = []
+    for f in sorted(data_dir.glob("user_*_data.csv")):
+        m = re.fullmatch(r"user_(\d+)_data\.csv", f.name)
+        if m:
+            sessions.append(Session("mauth", f"user{m.group(1)}", "all", f))
+    if not sessions:
+        raise DatasetError(f"{data_dir}: no mAuth recordings (expected user_<N>_data.csv files)")
+    return sorted(sessions, key=lambda s: _user_sort_key(s.user))
+
+
 def recording_sessions(path, user: str | None = None) -> list[Session]:
     """Recordings: one file (its user named by ``user``) or a folder of ``<user>/*.csv[.gz]``."""
     path = Path(path)
@@ -84,6 +98,8 @@ def load_sessions(dataset: str, data, user: str | None = None) -> list[Session]:
         return balabit_sessions(data)
     if dataset == "sapimouse":
         return sapimouse_sessions(data)
+    if dataset == "mauth":
+        return mauth_sessions(data)
     if dataset == "recording":
         return recording_sessions(data, user)
     raise DatasetError(f"unknown data set {dataset!r} (choose from {', '.join(DATASETS)})")

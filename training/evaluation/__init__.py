@@ -19,6 +19,7 @@ PROTOCOLS = {
     "detection": "false locks per hour and seconds to lock, replayed through the agent",
     "enrolment": "`enroll --from` a user's first sessions with the shipped pool, scored on the rest",
     "identification": "which user made a block, paper's and session-disjoint splits",
+    "desk": "someone else at the owner's own desk: every person's enrolled model against everyone's minutes",
 }
 #: Protocols whose report has replayed impostor sessions to draw a time-to-lock curve of.
 TIME_TO_LOCK = ("detection", "enrolment")
@@ -46,7 +47,10 @@ def run(args, log) -> int:
     rocs = report.pop("_rocs", None)
     config = {"epochs": args.epochs, "seed": args.seed}
     if "family" not in report:
+        from training.families.cnn.train import FitConfig
+
         config["noise"] = args.noise
+        config["self_contrast"] = FitConfig.from_args(args).self_contrast
     out = write_report(report, args, t0, lambda r: markdown(r, module), config)
     if args.protocol in TIME_TO_LOCK and "family" not in report:
         plot_time_to_lock(report, out / "time-to-lock.png")

@@ -22,12 +22,15 @@ from agent.segment_features import SegmentSpec, extract_segments
 from training.errors import FitError
 from training.evaluation.metrics import auc_eer
 from training.families.cnn.model import CNNModel
-from training.families.cnn.train import FitConfig
+from training.families.cnn.train import FitConfig, balanced_negatives
 from training.families.features.mlp import FeaturesModel, MLPConfig
 from training.families.patterns.model import PatternsConfig, PatternsModel
 from training.user_model.calibrate import COMMON_THRESHOLD, WINDOWS, calibrate, platt
 from training.user_model.split import (HOLDOUT, MIN_BLOCKS, MIN_HELDOUT_ROWS, PATTERN_WINDOWS, extra_tilings,
                                        split_at, split_events, split_runs, training_heads)
+
+#: The share of a fit's negatives taken from a local cohort, where it has that many blocks.
+LOCAL_SHARE = 0.5
 
 
 @dataclasses.dataclass
@@ -65,14 +68,17 @@ def _held_metric(genuine_scores, impostor_scores) -> dict:
 
 
 def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mode: str, encoder_state,
-            cfg: FitConfig, impostor_heldout_runs=None, log=None, min_blocks: int = MIN_BLOCKS) -> FittedUser:
+            cfg: FitConfig, impostor_heldout_runs=None, local_runs=(), log=None,
+            min_blocks: int = MIN_BLOCKS) -> FittedUser:
     """Cut, split, fit on the training part, Platt-calibrate the logits on the held-out part.
 
     ``genuine_recordings``: the user's event arrays, in time order; the training part of each
     is cut ``cfg.tilings`` ways (:func:`extra_tilings`), the held-out part once, as the agent
     cuts. ``impostor_runs``: other users' blocks, each run's tail held out (:func:`split_runs`), unless
     ``impostor_heldout_runs`` gives separate impostors (whole users never seen in training) for
-    the held-out side.
+    the held-out side. ``local_runs``: blocks of other people at the owner's own machine (a
+    cohort): each run's tail is held out too, and they make up :data:`LOCAL_SHARE` of the
+    negatives (as many as they have), since they differ from the owner by the hand alone.
     """
     cut = [cut_blocks(events, spec) for events in genuine_recordings]
     runs = [blocks for blocks, _ in cut]
@@ -103,8 +109,17 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
     empty = np.empty((0, spec.channels, spec.size), np.float32)
     positives = np.concatenate(genuine_train) if genuine_train else empty
     negatives = np.concatenate(impostor_train) if impostor_train else empty
+    local_held = []
+    if any(len(r) for r in local_runs):
+        local_train, local_held = split_runs([r for r in local_runs if len(r)])
+        local = np.concatenate(local_train)
+        k = min(len(local), int(round(LOCAL_SHARE * len(positives))))
+        chosen = np.sort(np.random.default_rng(cfg.seed + 2).choice(len(local), k, replace=False))
+        negatives = np.concatenate((local[chosen], balanced_negatives(negatives, len(positives) - k, cfg.seed)))
     model = CNNModel(spec, mode, encoder_state, cfg).fit(positives, negatives, log=log)
     genuine_logits = [model.logits(r) for r in genuine_held]
+    local_held = [r for r in local_held if len(r)]
+    impostor_held = list(impostor_held) + local_held
     impostor_logits = [model.logits(r) for r in impostor_held if len(r)]
     model.score_calibration = platt(np.concatenate(genuine_logits),
                                     np.concatenate(impostor_logits) if impostor_logits else np.empty(0))
@@ -116,6 +131,9 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
         "heldout_blocks": {"genuine": int(sum(map(len, genuine_scores))),
                            "impostor": int(sum(map(len, impostor_scores)))},
     }
+    if local_held:  # the cohort's held-out tails, the last of the impostor runs: people at this desk
+        metrics["heldout_block_local"] = {**_held_metric(genuine_scores, impostor_scores[-len(local_held):]),
+                                          "runs": len(local_held)}
     return FittedUser(model, genuine_scores, impostor_scores, have, spb, metrics,
                       training={**dataclasses.asdict(cfg), "holdout_fraction": HOLDOUT},
                       parity_rows=positives, common_threshold=COMMON_THRESHOLD)

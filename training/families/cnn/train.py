@@ -39,6 +39,11 @@ class FitConfig:
     #: Generated scripted input (jumps, sweeps, jigglers; :mod:`training.data.scripted`) added to a
     #: per-user fit's negatives, as a share of them (0 = off, the seed paper's setting).
     scripted: float = 0.2
+    #: The share of a per-user fit's negatives made from the owner's own blocks, as another hand
+    #: would move them at the owner's desk (:mod:`training.data.self_contrast`). Off: at the desk
+    #: it doubles the impostor minutes locked, but it costs Balabit's enrolment and false locks
+    #: (README, Accuracy, "Someone at your desk"); ``--self-contrast`` turns it on.
+    self_contrast: float = 0.0
     #: Each genuine training recording is cut this many ways, from starts spread over one block
     #: (:func:`training.user_model.fit.extra_tilings`); 1 = once, as the seed paper does.
     tilings: int = 4
@@ -53,9 +58,9 @@ class FitConfig:
     @classmethod
     def from_args(cls, args, **overrides) -> "FitConfig":
         """The settings of a ``train`` command line (``--epochs``, ``--seed``, ``--noise``,
-        ``--tilings`` where it has them; their ranges are checked as the command line is parsed,
+        ``--tilings``, ``--self-contrast`` where it has them; their ranges are checked as the command line is parsed,
         :mod:`agent.cli`), with ``overrides`` on top."""
-        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings")
+        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings", "self_contrast")
                  if getattr(args, k, None) is not None}
         return cls(**{**given, **overrides})
 
@@ -110,7 +115,12 @@ def fit_user(positives: np.ndarray, negatives: np.ndarray, spec: BlockSpec, mode
         raise FitError("no impostor blocks to learn against")
     if mode != "plain" and encoder_state is None:
         raise FitError(f"mode {mode} needs a pre-trained encoder (--encoder DIR)")
-    negatives = balanced_negatives(negatives, len(positives), cfg.seed)
+    own = int(round(cfg.self_contrast * len(positives)))
+    negatives = balanced_negatives(negatives, len(positives) - own, cfg.seed)
+    if own:
+        from training.data.self_contrast import self_contrast_blocks
+
+        negatives = np.concatenate((negatives, self_contrast_blocks(positives, own, spec, cfg.seed)))
     if cfg.scripted > 0:
         from training.data.scripted import scripted_blocks
 
