@@ -92,7 +92,8 @@ def describe(summary: dict) -> str:
     lines = [
         f"blocks used: {summary['rows']} ({summary['rows'] * summary['seconds_per_row'] / 60:.0f} min of movement, "
         f"{summary['metrics']['heldout_blocks']['genuine']} held out for checking)",
-        f"held-out blocks: AUC {m['auc']:.3f}, EER {100 * m['eer']:.1f} %" if m["auc"] is not None else
+        f"held-out blocks, yours against the pool's people: AUC {m['auc']:.3f}, EER {100 * m['eer']:.1f} %"
+        if m["auc"] is not None else
         "held-out blocks: no impostor blocks to compare with",
         f"decision: lock when the mean of the last {summary['window']} blocks falls below {summary['threshold']:.3f}",
         f"false locks on your held-out data: {c['heldout_false_locks']} in {hours * 60:.0f} min of movement "
