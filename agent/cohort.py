@@ -24,7 +24,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 
 from agent.blocks import FEATURES, BlockSpec, BlockSpecError
 from agent.errors import MouseguardError
+from agent.files import atomic_open
 from agent.paths import UserNameError, safe_user_name
 
 FORMAT = "mouseguard-cohort-member"
@@ -106,23 +106,9 @@ def publish(folder: str | os.PathLike, user: str, blocks: np.ndarray, spec: Bloc
         _, existing = read_member(path, spec)
         if np.array_equal(existing, blocks):
             return False
-    # mkstemp creates the file with O_EXCL: a name planted in the shared folder is never
-    # opened. os.replace then swaps the directory entry itself, so a symlink at ``path`` is
-    # replaced, not written through.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        if hasattr(os, "fchmod"):  # the umask does not decide who may read it
-            os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.array(FORMAT), version=np.array(FORMAT_VERSION), user=np.array(user),
-                     spec=np.array(_spec_json(spec)), blocks=blocks)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb", permissions=FILE_MODE, shared_folder=True) as f:
+        np.savez(f, format=np.array(FORMAT), version=np.array(FORMAT_VERSION), user=np.array(user),
+                 spec=np.array(_spec_json(spec)), blocks=blocks)
     return True
 
 

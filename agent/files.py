@@ -36,14 +36,21 @@ def private_dir(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename."""
+def atomic_open(path: str | os.PathLike, mode: str = "wb", permissions: int = 0o600, shared_folder: bool = False):
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename.
+
+    The folder is made private unless it is ``shared_folder`` (one another account writes to as
+    well: it must exist and stays as it is). The temporary file is created with O_EXCL, so a name
+    planted there is never opened, and the rename swaps the directory entry itself, so a symlink
+    at ``path`` is replaced, not written through.
+    """
     path = Path(path)
-    private_dir(path.parent)
+    if not shared_folder:
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # Windows has it only from Python 3.13; there ACLs keep files private
-            os.fchmod(fd, 0o600)
+            os.fchmod(fd, permissions)  # the umask does not decide who may read it
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

@@ -70,3 +70,16 @@ def mouseguard_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("MOUSEGUARD_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def alice_files(tmp_path):
+    """Three generated recordings of alice, as `enroll --from` takes them."""
+    from agent.recordings import write_recording
+    from tests.synth import synth_events
+
+    files = []
+    for k in range(3):
+        files.append(tmp_path / f"alice{k}.csv.gz")
+        write_recording(files[-1], synth_events("alice", seconds=200, seed=400 + k))
+    return files

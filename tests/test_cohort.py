@@ -21,7 +21,7 @@ from agent.blocks import SEED_SPEC, BlockSpec, cut_blocks
 from agent.cli import main
 from agent.config import Config, ConfigError, dump_config, parse_config
 from agent.model_dir import load_model_dir
-from agent.recordings import read_recording, write_recording
+from agent.recordings import read_recording
 from agent.ringbuffer import RingBuffer
 from agent.runner import REFIT_NICENESS, Agent, default_enrol_command, start_low_priority
 from tests.fakes import RecordingTray
@@ -193,15 +193,6 @@ def write_config(home, folder, refit=True):
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "config.toml").write_text(
         f'[cohort]\ndir = "{folder}"\nrefit = {"true" if refit else "false"}\n')
-
-
-@pytest.fixture
-def alice_files(tmp_path):
-    files = []
-    for k in range(3):
-        files.append(tmp_path / f"alice{k}.csv.gz")
-        write_recording(files[-1], synth_events("alice", seconds=200, seed=400 + k))
-    return files
 
 
 def test_enroll_trains_against_the_cohort_and_publishes_own_blocks(mouseguard_home, shared, alice_files, capsys):

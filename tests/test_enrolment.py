@@ -63,15 +63,6 @@ def test_shipped_artefacts_are_complete_and_consistent():
                                                                           "models/background/pool.npz")
 
 
-@pytest.fixture
-def alice_files(tmp_path):
-    files = []
-    for k in range(3):
-        files.append(tmp_path / f"alice{k}.csv.gz")
-        write_recording(files[-1], synth_events("alice", seconds=200, seed=400 + k))
-    return files
-
-
 def test_enroll_from_files_end_to_end(mouseguard_home, alice_files, tmp_path, capsys):
     rc = main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "3"])
     out = capsys.readouterr().out
