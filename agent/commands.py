@@ -39,30 +39,34 @@ def score(args) -> int:
 
 
 def replay_cmd(args) -> int:
+    from agent.config import decision_settings, load_config
     from agent.pipeline import make_pipeline
     from agent.replay import replay_printed, summary
     from agent.scorer import Scorer
 
     if args.speed is not None and not args.speed > 0:
         raise MouseguardError("--speed must be a positive number (omit it to replay as fast as possible)")
-    model = load_model_dir(resolve_model(args.model))
+    config = load_config(write_defaults=False)
+    model = load_model_dir(resolve_model(args.model, config))
     events = read_recording(args.file)
-    pipeline = make_pipeline(model, Scorer(model))
-    d = pipeline.decision
+    # The agent's own settings for this model (config overrides, grace): what it would have done.
+    settings = decision_settings(model, config)
+    pipeline = make_pipeline(model, Scorer(model), window=settings.window, threshold=settings.threshold,
+                             grace_seconds=settings.grace_seconds)
     print(f"replaying {args.file} ({len(events)} events) with the model of {model.user}: "
-          f"lock when the mean of {d.window} blocks < {d.threshold:.3f}")
+          f"{settings.describe()}")
     verdicts = replay_printed(events, pipeline, lambda line: print(line, flush=True), speed=args.speed)
     print(summary(verdicts))
     return 0
 
 
-def resolve_model(explicit: str | None) -> str:
+def resolve_model(explicit: str | None, config) -> str:
     """The model to use: ``--model`` if given, else the enrolled user's (see config)."""
     if explicit:
         return explicit
-    from agent.config import effective_model_dir, load_config
+    from agent.config import effective_model_dir
 
-    return str(effective_model_dir(load_config()))
+    return str(effective_model_dir(config))
 
 
 def status(args) -> int:

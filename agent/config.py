@@ -33,7 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from agent import paths
 from agent.files import atomic_write_text
-from agent.model_dir import MAX_WINDOW
+from agent.model_dir import MAX_WINDOW, ModelDir
 
 
 class ConfigError(MouseguardError):
@@ -215,14 +215,17 @@ assert len(_KEYS_BY_NAME) == len(_KEYS), "override flags rely on key names being
 # ---------------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+def load_config(path: str | os.PathLike | None = None, write_defaults: bool = True) -> Config:
     """Read the configuration at ``path`` (default ``paths.config_file()``).
 
     On first run (no file) the defaults file is written, commented, before returning the
-    defaults, so the user always has a complete file to edit.
+    defaults, so the user always has a complete file to edit. Commands that only look
+    (``replay``, ``demo``) pass ``write_defaults=False``: no file, the defaults, nothing written.
     """
     path = Path(path) if path is not None else paths.config_file()
     if not path.exists():
+        if not write_defaults:
+            return Config()
         try:
             paths.ensure(path.parent)
             atomic_write_text(path, dump_config(Config()))
@@ -430,3 +433,43 @@ def effective_model_dir(config: Config, env: Mapping[str, str] | None = None) ->
     if config.agent.model:
         return Path(config.agent.model).expanduser()
     return paths.user_model_dir(effective_user(config), env)
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """What the rolling decision runs with: see :func:`decision_settings`."""
+
+    window: int
+    threshold: float
+    grace_seconds: float
+    #: The config keys that replaced the model's calibrated values (empty: the model's own).
+    from_config: tuple[str, ...] = ()
+    #: The file they came from.
+    config_source: Path | None = None
+
+    def describe(self) -> str:
+        return (f"lock when the mean of {self.window} blocks < {self.threshold:.3f}, "
+                f"then no decision for {self.grace_seconds:g} s{self.overrides_note()}")
+
+    def overrides_note(self) -> str:
+        """Where the window and threshold came from, when the config replaced the model's."""
+        if not self.from_config:
+            return ""
+        return f" ({', '.join(self.from_config)} from {self.config_source or 'the configuration'})"
+
+
+def decision_settings(model: ModelDir, config: Config) -> DecisionSettings:
+    """The window, threshold and grace period the live agent decides with for ``model``.
+
+    The one source for them: the agent, ``replay`` and ``demo`` all build their pipeline from
+    this, so a replay locks where the agent would. ``decision.window``/``decision.threshold``
+    replace the manifest's calibrated values unless 0; ``agent.grace_seconds`` always applies.
+    """
+    d = config.decision
+    return DecisionSettings(
+        window=d.window or model.decision.window,
+        threshold=d.threshold or model.decision.threshold,
+        grace_seconds=float(config.agent.grace_seconds),
+        from_config=tuple(f"decision.{name}" for name in ("window", "threshold") if getattr(d, name)),
+        config_source=config.source,
+    )
