@@ -4,6 +4,10 @@ The agent keeps the last ``window`` P(genuine) block scores and compares their m
 ``threshold``. One low block is noise; a low mean over several is someone else.
 After a lock the window is cleared and a grace period passes before a new decision, so the
 returning user is not judged on the blocks of the person who was locked out.
+
+A block without a valid score (a broken or tampered model, a scorer that raised) is never
+judged and never "protected": the decision says "not protecting", and once no valid score has
+come for ``FAULT_GRACE_SECONDS`` it acts as on an impostor (fail closed).
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ import collections
 import dataclasses
 
 from agent import states
+
+#: How long the agent goes on without a valid block score before it acts as on an impostor.
+#: Long enough for a one-off runtime hiccup (one bad batch) to pass and for the owner to read
+#: the "not protecting" notice; short enough that whoever broke the model gains nothing at the
+#: unlocked desk: a block takes about 5 s of movement, so this is two blocks.
+FAULT_GRACE_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,11 +32,12 @@ class Verdict:
     rolling: float | None
     state: str
     act: bool  # True exactly when this block should trigger the action (lock/alert/log)
+    fault: str = ""  # why this block could not be judged (no valid score); "" when it was
 
 
 class RollingDecision:
     def __init__(self, window: int, threshold: float, grace_seconds: float = 0.0,
-                 suspicious_margin: float = 0.1):
+                 suspicious_margin: float = 0.1, fault_grace_seconds: float = FAULT_GRACE_SECONDS):
         self.window = window
         self.threshold = threshold
         self.grace_seconds = grace_seconds
@@ -35,14 +46,21 @@ class RollingDecision:
         self._scores: collections.deque[float] = collections.deque(maxlen=window)
         self._grace_until = float("-inf")
         self.state = states.PROTECTED
+        self.fault_grace_seconds = fault_grace_seconds
+        #: Why the last block had no valid score, and since when (event clock) none has had one.
+        self.fault = ""
+        self._fault_since: float | None = None
 
     def reset(self, now: float = float("-inf")) -> None:
         """Forget the window (after a lock, or on resuming from a pause) and start a grace period at ``now``."""
         self._scores.clear()
         self._grace_until = now + self.grace_seconds
         self.state = states.PROTECTED
+        self.fault, self._fault_since = "", None
 
     def update(self, score: float, now: float) -> Verdict:
+        """Judge one valid block score (see :meth:`invalid` for a block without one)."""
+        self.fault, self._fault_since = "", None  # valid scores again: judging as before
         if now < self._grace_until:
             return Verdict(score, None, self.state, False)
         self._scores.append(float(score))
@@ -54,6 +72,30 @@ class RollingDecision:
             return Verdict(score, rolling, states.LOCKED, True)
         self.state = states.SUSPICIOUS if rolling < self.threshold + self.suspicious_margin else states.PROTECTED
         return Verdict(score, rolling, self.state, False)
+
+    def invalid(self, score: float, reason: str, now: float) -> Verdict:
+        """A block without a valid score (``reason`` says why): it never enters the window, the
+        state is "not protecting", and once none has been valid for ``fault_grace_seconds`` the
+        verdict acts (after a lock's grace period, as any decision)."""
+        if self._fault_since is None:
+            self._fault_since = now
+        self.fault = reason
+        return self._fault_verdict(score, now)
+
+    def expire(self, now: float) -> Verdict | None:
+        """The acting verdict when a fault's grace has run out by ``now`` without a block (the
+        live agent asks while the mouse is still); None otherwise."""
+        if self._fault_since is None:
+            return None
+        verdict = self._fault_verdict(float("nan"), now)
+        return verdict if verdict.act else None
+
+    def _fault_verdict(self, score: float, now: float) -> Verdict:
+        reason = self.fault
+        if now - self._fault_since >= self.fault_grace_seconds and now >= self._grace_until:
+            self.reset(now)
+            return Verdict(score, None, states.LOCKED, True, fault=reason)
+        return Verdict(score, None, states.NOT_PROTECTING, False, fault=reason)
 
 
 def simulate_locks(scores, window: int, threshold: float) -> tuple[int, int | None]:

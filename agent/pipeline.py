@@ -3,12 +3,18 @@
 The same :class:`Pipeline` runs live (fed by the ring buffer on its own thread, so the hook
 never waits for scoring) and in ``replay``/``demo``/benchmarks (fed from a recording), so
 what a replay shows is what the agent would have done.
+
+Scores enter the decision here, and only here, so this is where they are checked: a block
+whose score is not a P(genuine) in [0, 1] (NaN, inf, 1.5: a broken or tampered model), or a
+batch the scorer could not score (onnxruntime raising), goes to the decision as a block without
+a valid score — "not protecting", then acted on as an impostor (``RollingDecision.invalid``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import numpy as np
 
@@ -39,12 +45,40 @@ class Pipeline:
         blocks, ends = self.cutter.push(events)
         if len(blocks) == 0:
             return []
-        scores = self.scorer.score(blocks)
+        scores, faults = self._score(blocks)
         out = []
-        for t, s in zip(ends.tolist(), scores.tolist()):
+        for t, s, fault in zip(ends.tolist(), scores.tolist(), faults):
             self.blocks_scored += 1
-            out.append(BlockVerdict(t, self.blocks_scored, self.decision.update(s, now=t)))
+            verdict = self.decision.invalid(s, fault, now=t) if fault else self.decision.update(s, now=t)
+            out.append(BlockVerdict(t, self.blocks_scored, verdict))
         return out
+
+    def tick(self, now: float) -> list[BlockVerdict]:
+        """Between blocks: the verdict that acts when no valid score has come for the decision's
+        fault grace by ``now`` (event clock), so a broken model locks even if the mouse stops."""
+        verdict = self.decision.expire(now)
+        return [] if verdict is None else [BlockVerdict(now, self.blocks_scored, verdict)]
+
+    def _score(self, blocks: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """P(genuine) per block, and per block why it cannot be judged ("" when it can)."""
+        n = len(blocks)
+        try:
+            scores = np.asarray(self.scorer.score(blocks), dtype=np.float64).reshape(-1)
+        except Exception as exc:  # onnxruntime raises its own types; any failure here is the model's
+            return np.full(n, np.nan), [f"scoring failed: {_one_line(exc)}"] * n
+        if len(scores) != n:
+            return np.full(n, np.nan), [f"the model gave {len(scores)} scores for {n} blocks"] * n
+        faults = [""] * n
+        # Written so that NaN fails the test too (every comparison with NaN is False).
+        for i in np.flatnonzero(~((scores >= 0.0) & (scores <= 1.0))).tolist():
+            faults[i] = f"the model gave the score {scores[i]:g}, not a P(genuine) in [0, 1]"
+        return scores, faults
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def make_pipeline(model: ModelDir, scorer, window: int | None = None, threshold: float | None = None,
@@ -61,7 +95,9 @@ class PipelineThread(threading.Thread):
     """Drains the ring buffer and feeds the pipeline; sleeps while there is no input."""
 
     def __init__(self, buffer, pipeline: Pipeline, on_verdicts, on_error, poll: float = 0.5,
-                 gather: float = 0.25):
+                 gather: float = 0.25, clock=time.monotonic):
+        """``clock``: the hook's event clock, so a fault's grace (:meth:`Pipeline.tick`) runs
+        out in the same time the blocks are stamped in."""
         super().__init__(name="mouseguard-pipeline", daemon=True)
         self.buffer = buffer
         self.pipeline = pipeline
@@ -73,6 +109,7 @@ class PipelineThread(threading.Thread):
         #: (bench: 1.30 -> 0.13 CPU-s per minute of input); a block needs seconds of movement,
         #: so deciding a quarter of a second later changes nothing.
         self.gather = gather
+        self.clock = clock
         self._stop_event = threading.Event()
         #: While paused, input is drained and thrown away: nothing is judged.
         self.paused = threading.Event()
@@ -80,6 +117,7 @@ class PipelineThread(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             if not self.buffer.wait(self.poll):
+                self._tick()
                 continue
             if self.gather:
                 self._stop_event.wait(self.gather)  # returns at once on stop
@@ -88,11 +126,19 @@ class PipelineThread(threading.Thread):
                 continue
             try:
                 verdicts = self.pipeline.feed(events)
-            except Exception as exc:  # a scorer failure must surface as "not protecting", not vanish
+            except Exception as exc:  # a cutter failure must surface as "not protecting", not vanish
                 self.on_error(exc)
                 continue
             if verdicts:
                 self.on_verdicts(verdicts)
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.paused.is_set():
+            return
+        verdicts = self.pipeline.tick(self.clock())
+        if verdicts:
+            self.on_verdicts(verdicts)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop_event.set()

@@ -35,7 +35,8 @@ def replay(events: np.ndarray, pipeline: Pipeline, speed: float | None = None, o
             delay = (t[hi - 1] - start_t) / speed - (clock() - start_wall)
             if delay > 0:
                 sleep(delay)
-        for v in pipeline.feed(events[lo:hi]):
+        # tick: as the live agent, act on a model without valid scores even between blocks
+        for v in pipeline.feed(events[lo:hi]) + pipeline.tick(float(t[hi - 1])):
             verdicts.append(v)
             if on_verdict:
                 on_verdict(v)
@@ -56,7 +57,10 @@ def format_clock(seconds: float) -> str:
 def timeline_line(v: BlockVerdict, t0: float, threshold: float, window: int) -> str:
     rolling = "   –  " if v.verdict.rolling is None else f"{v.verdict.rolling:6.3f}"
     state = v.verdict.state.upper() if v.verdict.act else v.verdict.state
-    note = f"   mean of last {window} blocks < {threshold:.3f}: would lock" if v.verdict.act else ""
+    if v.verdict.fault:
+        note = f"   {v.verdict.fault}" + (": would lock" if v.verdict.act else "")
+    else:
+        note = f"   mean of last {window} blocks < {threshold:.3f}: would lock" if v.verdict.act else ""
     return f"{format_clock(v.t - t0):>8}  {v.index:5d}  {v.verdict.score:10.3f}  {rolling}   {state}{note}"
 
 

@@ -7,7 +7,8 @@ needs that) and starts the rest once it is up.
 
 Every way of not protecting is a visible state: no model (learning / not enrolled), a model
 refused (not protecting), a dead hook (not protecting until the supervisor restarts it), a
-failed lock (alert). Nothing here ends the agent except quit.
+model giving no valid score or failing to score (not protecting, then acted on as an impostor
+after ``FAULT_GRACE_SECONDS``), a failed lock (alert). Nothing here ends the agent except quit.
 
 On a shared workstation (``cohort.dir``) the heartbeat also looks at the cohort folder every
 few minutes while the agent calmly protects; when people joined or left it since the model was
@@ -69,6 +70,7 @@ class Agent:
         self.blocks_scored = 0
         self.mode = states.NOT_ENROLLED  # what the agent does when nothing is wrong
         self.mode_detail = ""
+        self.fault = ""  # why the model's scores cannot be judged right now ("" while they can)
         self.hook_ok = False
         self.paused_until: float | None = None
         self.consumer = None
@@ -114,6 +116,8 @@ class Agent:
             return
         if self.paused_until is not None:
             self.set_state(states.PAUSED, f"until {time.strftime('%H:%M', time.localtime(self.paused_until))}")
+        elif self.fault:
+            self.set_state(states.NOT_PROTECTING, self.fault)
         else:
             self.set_state(self.mode, self.mode_detail)
 
@@ -181,7 +185,9 @@ class Agent:
             self.model_mtime_ns = 0
         if self.consumer:
             self.consumer.stop()
-        self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error)
+        self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
+                                       clock=live_clock)
+        self.fault = ""
         self.consumer.start()
         self.mode, self.mode_detail = states.PROTECTED, ""
         log.info("protecting with %s: mean of %d blocks < %.3f -> %s", model.path, pipeline.decision.window,
@@ -301,24 +307,45 @@ class Agent:
         self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
+        decision = self.consumer.pipeline.decision
         for v in verdicts:
             log.debug("block %d: P(genuine) %.3f, rolling %s -> %s", v.index, v.verdict.score,
                       "-" if v.verdict.rolling is None else f"{v.verdict.rolling:.3f}", v.verdict.state)
             self.blocks_scored = v.index
             if v.verdict.rolling is not None:
                 self.last_rolling = v.verdict.rolling
+            self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
             if v.verdict.act:
-                reason = (f"mean P(genuine) of the last {self.consumer.pipeline.decision.window} blocks "
-                          f"{v.verdict.rolling:.3f} < {self.consumer.pipeline.decision.threshold:.3f}")
+                if v.verdict.fault:
+                    reason = f"no valid score for {decision.fault_grace_seconds:g} s ({v.verdict.fault})"
+                    self.fault = ""  # acted on; the next block without a valid score starts a new grace
+                else:
+                    reason = (f"mean P(genuine) of the last {decision.window} blocks "
+                              f"{v.verdict.rolling:.3f} < {decision.threshold:.3f}")
                 outcome = self.actor.act(reason)
                 # The person now at the mouse is judged afresh after the grace period.
                 self.consumer.pipeline.cutter.flush()
                 self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")
             elif self.hook_ok and self.paused_until is None:
+                if v.verdict.fault:
+                    self.set_state(states.NOT_PROTECTING, v.verdict.fault)
+                    continue
                 if self.state in (states.LOCKED, states.ALERTED) and v.verdict.rolling is None:
                     continue  # grace period after a lock: keep showing it until a new judgement
                 self.set_state(v.verdict.state)
         self.write_status()
+
+    def _note_fault(self, fault: str, grace: float) -> None:
+        """One log line (and a notice) when the model's scores stop being judgeable, one when they
+        are judged again."""
+        if fault and not self.fault:
+            log.error("not protecting: %s; acting as on an impostor in %g s unless valid scores return", fault, grace)
+            self.tray.notify("mouseguard is not protecting",
+                             f"{fault}. Unless valid scores return, mouseguard acts as on an impostor "
+                             f"({self.actor.action}) in {grace:g} s.")
+        elif self.fault and not fault:
+            log.warning("the model gives valid scores again: judging as before")
+        self.fault = fault
 
     def on_pipeline_error(self, exc: BaseException) -> None:
         log.exception("scoring failed", exc_info=exc)
@@ -340,6 +367,7 @@ class Agent:
             if pipeline is not None:  # what was half-cut before the pause is not judged
                 pipeline.cutter.flush()
                 pipeline.decision.reset()
+                self.fault = ""
             self.consumer.paused.clear()
         log.warning("resumed")
         self._normal_state()

@@ -88,3 +88,26 @@ class FakeRun:
 
     def commands_starting(self, *prefix: str) -> list[list[str]]:
         return [c for c in self.calls if tuple(c[: len(prefix)]) == prefix]
+
+
+class ScriptedScorer:
+    """The :class:`agent.scorer.Scorer` interface (``score(blocks)`` -> P(genuine) per block)
+    without onnxruntime, answering from a script: ``answer`` is a number given for every block,
+    an exception instance to raise, or a callable ``(call number, n blocks) -> either of those or
+    an array of scores``. ``answer`` may be changed between calls; ``calls`` counts them."""
+
+    def __init__(self, answer, model=None):
+        self.answer = answer
+        self.model = model
+        self.calls = 0
+
+    def score(self, blocks):
+        import numpy as np
+
+        if len(blocks) == 0:
+            return np.empty(0, dtype=np.float32)
+        self.calls += 1
+        answer = self.answer(self.calls, len(blocks)) if callable(self.answer) else self.answer
+        if isinstance(answer, BaseException):
+            raise answer
+        return np.broadcast_to(np.asarray(answer, dtype=np.float32), (len(blocks),)).copy()

@@ -113,3 +113,37 @@ def test_no_admissible_window_falls_back_to_the_longest_with_its_own_threshold()
     assert not any(c["admissible"] for c in report["candidates"])
     assert window == max(c["window"] for c in report["candidates"])
     assert threshold < 0.5 and threshold == calibrate(genuine, impostor, 20.0, 0.125, windows=(window,))[1]
+
+
+def test_a_block_without_a_valid_score_is_not_protecting_then_acts_after_the_fault_grace():
+    d = RollingDecision(window=2, threshold=0.5, fault_grace_seconds=10)
+    d.update(0.9, 0)
+    d.update(0.9, 1)
+    first = d.invalid(float("nan"), "bad", now=2)
+    assert (first.state, first.act, first.fault, first.rolling) == (states.NOT_PROTECTING, False, "bad", None)
+    assert not d.invalid(float("nan"), "bad", now=11.9).act
+    assert d.expire(11.9) is None
+    last = d.invalid(1.5, "worse", now=12)
+    assert last.act and last.state == states.LOCKED and last.fault == "worse"
+    # acted on: the next block without a valid score starts a new grace
+    assert not d.invalid(float("nan"), "bad", now=13).act
+
+
+def test_the_fault_grace_runs_out_without_blocks_and_after_a_locks_grace():
+    d = RollingDecision(window=2, threshold=0.5, grace_seconds=30, fault_grace_seconds=10)
+    d.update(0.0, 0)
+    assert d.update(0.0, 1).act  # a lock: no decision for 30 s
+    d.invalid(float("nan"), "bad", now=2)
+    assert d.expire(20) is None  # the fault's grace is over, the lock's is not
+    v = d.expire(31)
+    assert v.act and v.state == states.LOCKED and v.fault == "bad"
+    assert d.expire(100) is None
+
+
+def test_valid_scores_again_judge_as_before_and_invalid_ones_never_enter_the_window():
+    d = RollingDecision(window=2, threshold=0.5, fault_grace_seconds=10)
+    d.update(0.9, 0)
+    d.invalid(float("nan"), "bad", now=1)
+    v = d.update(0.8, 5)
+    assert v.fault == "" and v.state == states.PROTECTED and v.rolling == pytest.approx(0.85)
+    assert d.expire(100) is None  # the fault was forgotten with the valid score
