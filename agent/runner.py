@@ -172,12 +172,13 @@ class Agent:
         self.tray.notify("mouseguard is not protecting yet", notice)
 
     def _protect(self, model) -> None:
+        from agent.config import decision_settings
         from agent.pipeline import PipelineThread, make_pipeline
         from agent.scorer import Scorer
 
-        d = self.config.decision
-        pipeline = make_pipeline(model, Scorer(model), window=d.window or None,
-                                 threshold=d.threshold or None, grace_seconds=self.config.agent.grace_seconds)
+        d = decision_settings(model, self.config)  # the settings replay and demo use too
+        pipeline = make_pipeline(model, Scorer(model), window=d.window, threshold=d.threshold,
+                                 grace_seconds=d.grace_seconds)
         self.model = model
         try:
             self.model_mtime_ns = (model.path / MANIFEST).stat().st_mtime_ns
