@@ -16,6 +16,7 @@ from agent.responses.actor import Actor
 from agent.responses.result import LockResult
 from agent.runner import Agent
 from tests.fakes import RecordingTray
+from tests.waiting import wait_for
 
 
 class FakeLocker:
@@ -26,15 +27,6 @@ class FakeLocker:
     def __call__(self):
         self.calls += 1
         return LockResult(self.ok, "fake lock" if self.ok else "no lock mechanism worked")
-
-
-def wait_for(predicate, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def scribble(xserver, n=900, seed=0):

@@ -24,6 +24,7 @@ from agent.responses.actor import Actor
 from agent.responses.result import LockResult
 from tests.fakes import RecordingTray, ScriptedScorer
 from tests.synth import synth_events
+from tests.waiting import wait_for
 
 BROKEN = {
     "nan": float("nan"),
@@ -130,15 +131,6 @@ def put_live(buffer, events):
     shift = live_clock() - float(events["t"][-1])
     for e in events:
         buffer.put(round(float(e["t"]) + shift, 6), int(e["button"]), int(e["state"]), int(e["x"]), int(e["y"]))
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_agent_says_not_protecting_then_locks(live, events, caplog):
