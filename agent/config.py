@@ -33,6 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from agent import paths
 from agent.files import atomic_write_text
+from agent.forwarding import valid_ca_file, valid_syslog_target, valid_webhook_url
 from agent.model_dir import MAX_WINDOW, ModelDir
 
 
@@ -50,6 +51,7 @@ class AgentConfig:
     user: str = ""
     model: str = ""
     pause_minutes: int = 15
+    pause_allowed: bool = True
     grace_seconds: int = 60
     tray: bool = True
 
@@ -79,12 +81,21 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ForwardingConfig:
+    syslog: str = ""
+    webhook: str = ""
+    webhook_ca: str = ""
+    webhook_queue: int = 1000
+
+
+@dataclass(frozen=True)
 class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     cohort: CohortConfig = field(default_factory=CohortConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     #: The file this configuration came from (None when built in code); not part of equality.
     source: Path | None = field(default=None, compare=False)
 
@@ -95,6 +106,7 @@ _SECTIONS: dict[str, type] = {
     "enrolment": EnrolmentConfig,
     "cohort": CohortConfig,
     "logging": LoggingConfig,
+    "forwarding": ForwardingConfig,
 }
 
 
@@ -144,6 +156,11 @@ _KEYS: tuple[_Key, ...] = (
         'How long "Pause" in the tray menu suspends protection, in minutes (1..480).\n'
         "Protection resumes on its own afterwards.",
         check=lambda v: 1 <= v <= 480,
+    ),
+    _Key(
+        "agent", "pause_allowed", bool, "true or false",
+        "Whether the user may pause protection at all (an administrator's managed\n"
+        "policy may set it to false: README, 'Reporting to a security team').",
     ),
     _Key(
         "agent", "grace_seconds", int, "a whole number of seconds from 0 to 3600",
@@ -206,6 +223,31 @@ _KEYS: tuple[_Key, ...] = (
         check=lambda v: v.lower() in LOG_LEVELS,
         normalise=str.lower,
     ),
+    _Key(
+        "forwarding", "syslog", str, 'udp://host[:port], tcp://host[:port], unix:///path, "local" or "" (off)',
+        "Send the agent's decisions (lock, alert, pause, not protecting...; never mouse\n"
+        "data) as RFC 5424 syslog lines to a collector: \"udp://host:514\", \"tcp://host:601\",\n"
+        '"unix:///dev/log", or "local" for this machine\'s system log. "" sends nothing.',
+        check=valid_syslog_target,
+    ),
+    _Key(
+        "forwarding", "webhook", str, 'an https:// URL without user:password, or "" (off)',
+        "Also POST each of those events as JSON to this HTTPS address; while it cannot\n"
+        'be reached they wait in a queue on disk and are retried. "" sends nothing.',
+        check=valid_webhook_url,
+    ),
+    _Key(
+        "forwarding", "webhook_ca", str, 'an absolute path to a PEM file, or "" (the system\'s CAs)',
+        "Trust only this CA certificate (PEM) for the webhook's TLS instead of the\n"
+        'system\'s ("" = the system\'s). The certificate is always verified.',
+        check=valid_ca_file,
+    ),
+    _Key(
+        "forwarding", "webhook_queue", int, "a whole number of events from 1 to 100000",
+        "At most this many events wait on disk for the webhook; beyond it the oldest\n"
+        "are dropped (and the log says so once).",
+        check=lambda v: 1 <= v <= 100_000,
+    ),
 )
 
 _KEYS_BY_NAME: dict[str, _Key] = {key.name: key for key in _KEYS}
@@ -241,6 +283,16 @@ def load_config(path: str | os.PathLike | None = None, write_defaults: bool = Tr
 
 def parse_config(raw: bytes | str, source: str | os.PathLike | None = None) -> Config:
     """Parse and validate TOML text; ``source`` names the file in error messages."""
+    sections = parse_sections(raw, source)
+    return Config(
+        **{name: cls(**sections.get(name, {})) for name, cls in _SECTIONS.items()},
+        source=Path(source) if source is not None else None,
+    )
+
+
+def parse_sections(raw: bytes | str, source: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The keys the TOML text sets, validated, by section: no defaults filled in (the managed
+    policy needs to know which keys its file names)."""
     where = str(source) if source is not None else "<config>"
     if isinstance(raw, bytes):
         try:
@@ -277,10 +329,7 @@ def parse_config(raw: bytes | str, source: str | os.PathLike | None = None) -> C
                 raise ConfigError(f"{where}: unknown key {name}.{key_name} ({hint or _one_of(known, '{}')})")
             values[key_name] = _validate(_KEYS_BY_NAME[key_name], value, f"{where}: {name}.{key_name}")
         sections[name] = values
-    return Config(
-        **{name: cls(**sections.get(name, {})) for name, cls in _SECTIONS.items()},
-        source=Path(source) if source is not None else None,
-    )
+    return sections
 
 
 def _validate(key: _Key, value: Any, where: str) -> Any:
