@@ -247,7 +247,8 @@ def test_failures_are_logged_once_and_recovery_once(caplog, reporter_factory):
         reporter.flush(2)
     lines = [r.getMessage() for r in caplog.records if r.name == "mouseguard.fleet"]
     assert len([m for m in lines if "failed" in m]) == 1
-    assert [m for m in lines if "works again" in m] == ["fleet reporting to broken works again (5 events lost meanwhile)"]
+    recovered = [m for m in lines if "works again" in m]
+    assert recovered == ["fleet reporting to broken works again (5 events lost meanwhile)"]
     assert broken.got == ["resumed"]
 
 
