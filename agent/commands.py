@@ -46,7 +46,9 @@ def replay_cmd(args) -> int:
 
     if args.speed is not None and not args.speed > 0:
         raise MouseguardError("--speed must be a positive number (omit it to replay as fast as possible)")
-    config = load_config(write_defaults=False)
+    from agent.policy import enforce, load_policy
+
+    config, _ = enforce(load_config(write_defaults=False), load_policy())  # decide as the agent would
     model = load_model_dir(resolve_model(args.model, config))
     events = read_recording(args.file)
     # The agent's own settings for this model (config overrides, grace): what it would have done.
@@ -76,7 +78,29 @@ def status(args) -> int:
     from agent.status import format_status, read_status
 
     print(format_status(read_status(status_file()), time.time()))
+    for line in policy_lines():
+        print(line)
     return 0
+
+
+def policy_lines() -> list[str]:
+    """What ``status`` says about the managed policy: the keys it locks, and each of the user's
+    settings it overrides (nothing when there is no policy file)."""
+    from agent.config import ConfigError, load_config
+    from agent.policy import enforce, load_policy
+
+    try:
+        policy = load_policy()
+    except ConfigError as exc:
+        return [f"managed policy: unusable, the agent will not start: {exc}"]
+    lines = policy.describe()
+    if policy.values:
+        try:
+            _, notes = enforce(load_config(write_defaults=False), policy)
+        except ConfigError as exc:
+            notes = [f"your configuration cannot be read: {exc}"]
+        lines += [f"  {note}" for note in notes]
+    return lines
 
 
 def autostart(args) -> int:
@@ -141,14 +165,28 @@ def run_agent(args) -> int:
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
     check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
+    from agent import fleet_events
+    from agent.forwarding import destinations
+    from agent.policy import enforce, load_policy
+
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
+    policy = load_policy()  # after the flags: a locked key is locked for --action too
+    config, policy_notes = enforce(config, policy)
     if args.model:  # a model named on the command line must be one; a typo would start learning
         load_model_dir(args.model)
     logfile = setup_logging(ensure(log_dir()), config.logging.level)
     log = logging.getLogger("mouseguard.agent")
+    for line in policy.describe():
+        (log.error if policy.ignored else log.info)("%s", line)
+    for note in policy_notes:
+        log.warning("%s", note)
     ensure(state_dir())
     with InstanceLock(lock_file()):
+        try:
+            fleet_events.start_reporting(fleet_events.Reporter(destinations(config.forwarding, state_dir())))
+        except ValueError as exc:  # a CA file that is not there, no local syslog socket on this OS
+            raise MouseguardError(f"[forwarding]: {exc}") from None
         holder = {}
         callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].pause(seconds),
                                   resume=lambda: holder["agent"].resume(),
@@ -165,6 +203,7 @@ def run_agent(args) -> int:
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
                                         user=effective_user(config), status_path=status_file(),
                                         recordings_dir=recordings_dir())
+        agent.policy_locked = frozenset(policy.locked)
         signal.signal(signal.SIGTERM, lambda *_: tray.stop())
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
         try:
@@ -175,6 +214,7 @@ def run_agent(args) -> int:
             agent.stop()
             tray.stop()
             tray.close()
+            fleet_events.stop_reporting(timeout=3.0)  # agent_stopped out (or on disk) before exit
     return 0
 
 

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent import states
+from agent import fleet_events, states
 from agent.model_dir import MANIFEST, ModelError, load_model_dir
+from agent.responses import actor as outcomes
 from agent.status import HEARTBEAT_SECONDS
 
 log = logging.getLogger("mouseguard.agent")
@@ -72,6 +73,7 @@ class Agent:
         self.mode_detail = ""
         self.fault = ""  # why the model's scores cannot be judged right now ("" while they can)
         self.hook_ok = False
+        self._hook_was_down = False  # the hook failed after it had run (not: has not started yet)
         self.paused_until: float | None = None
         self.consumer = None
         self.supervisor = None
@@ -83,6 +85,8 @@ class Agent:
         self._cohort_checked: float | None = None
         self._cohort_tried: dict | None = None  # the members a refit was last started for
         self._cohort_said: set[str] = set()
+        #: Config keys a managed policy locks (agent.policy): pause() keeps to pause_minutes then.
+        self.policy_locked: frozenset[str] = frozenset()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -134,8 +138,17 @@ class Agent:
         self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
         threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
+        self._report(fleet_events.AGENT_STARTED, f"action {self.actor.action}; {self.mode_detail or self.mode}",
+                     state=self.mode)
+
+    def _report(self, name: str, reason: str = "", score: float | None = None, threshold: float | None = None,
+                state: str | None = None) -> None:
+        """A fleet event (README, 'Reporting to a security team'); hands it over, never waits."""
+        fleet_events.emit(name, state or self.state, reason, score, threshold)
 
     def stop(self) -> None:
+        if not self._stopped.is_set():  # quit, then the finally of `run`: one report
+            self._report(fleet_events.AGENT_STOPPED, "the agent was stopped", state=states.NOT_PROTECTING)
         self._stopped.set()
         if self.refit is not None:
             self.refit.stop()
@@ -153,6 +166,7 @@ class Agent:
                 log.error("model refused: %s", exc)
                 self.mode, self.mode_detail = states.NOT_PROTECTING, f"model refused: {exc}"
                 self.set_state(self.mode, self.mode_detail)
+                self._report(fleet_events.MODEL_REFUSED, str(exc), state=states.NOT_PROTECTING)
                 self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
             return
         from agent.enrolment import training_available
@@ -204,7 +218,7 @@ class Agent:
     def _heartbeat(self) -> None:
         while not self._stopped.wait(self.heartbeat):
             if self.paused_until is not None and time.time() >= self.paused_until:
-                self.resume()
+                self.resume("the pause ended")
             self.write_status()
             try:
                 self.check_cohort()
@@ -282,9 +296,11 @@ class Agent:
             model = load_model_dir(self.model_dir)
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
+            self._report(fleet_events.MODEL_REFUSED, f"the refitted model, keeping the current one: {exc}")
             return
         log.info("switching to the model refitted against the cohort")
         self._protect(model)
+        self._report(fleet_events.MODEL_UPDATED, "refitted against the changed cohort")
 
     def _say_once(self, message: str) -> None:
         if message not in self._cohort_said:
@@ -294,12 +310,17 @@ class Agent:
     # -- callbacks --------------------------------------------------------------------------
 
     def on_health(self, healthy: bool, reason: str) -> None:
-        self.hook_ok = healthy
+        was_down, self.hook_ok = self._hook_was_down, healthy
+        self._hook_was_down = not healthy
         if healthy:
             self._normal_state()
+            if was_down:
+                self._report(fleet_events.PROTECTION_RESTORED, "the mouse hook runs again")
         else:
             log.error("mouse hook down: %s", reason)
             self.set_state(states.NOT_PROTECTING, f"mouse hook: {reason}")
+            if not was_down:
+                self._report(fleet_events.PROTECTION_STOPPED, f"mouse hook: {reason}")
 
     def on_display_gone(self, reason: str) -> None:
         """The X display has refused the hook for a while: the desktop session is over, and the
@@ -327,6 +348,8 @@ class Agent:
                 # The person now at the mouse is judged afresh after the grace period.
                 self.consumer.pipeline.cutter.flush()
                 self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")
+                self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason,
+                             None if v.verdict.fault else v.verdict.rolling, decision.threshold)
             elif self.hook_ok and self.paused_until is None:
                 if v.verdict.fault:
                     self.set_state(states.NOT_PROTECTING, v.verdict.fault)
@@ -341,25 +364,40 @@ class Agent:
         are judged again."""
         if fault and not self.fault:
             log.error("not protecting: %s; acting as on an impostor in %g s unless valid scores return", fault, grace)
+            self._report(fleet_events.PROTECTION_STOPPED,
+                         f"{fault}; acting as on an impostor in {grace:g} s unless valid scores return",
+                         state=states.NOT_PROTECTING)
             self.tray.notify("mouseguard is not protecting",
                              f"{fault}. Unless valid scores return, mouseguard acts as on an impostor "
                              f"({self.actor.action}) in {grace:g} s.")
         elif self.fault and not fault:
             log.warning("the model gives valid scores again: judging as before")
+            self._report(fleet_events.PROTECTION_RESTORED, "the model gives valid scores again")
         self.fault = fault
 
     def on_pipeline_error(self, exc: BaseException) -> None:
         log.exception("scoring failed", exc_info=exc)
         self.set_state(states.NOT_PROTECTING, f"scoring failed: {exc}")
+        self._report(fleet_events.PROTECTION_STOPPED, f"scoring failed: {exc}")
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> bool:
+        """Suspend judging for ``seconds``; False when the configuration (a managed policy) does
+        not allow pausing. A policy that locks ``agent.pause_minutes`` also caps how long."""
+        if not self.config.agent.pause_allowed:
+            log.warning("pause refused: pausing is not allowed (agent.pause_allowed = false)")
+            self.tray.notify("mouseguard cannot be paused", "Your administrator does not allow pausing protection.")
+            return False
+        if "agent.pause_minutes" in self.policy_locked:
+            seconds = min(seconds, self.config.agent.pause_minutes * 60.0)
         self.paused_until = time.time() + seconds
         if self.consumer is not None:
             self.consumer.paused.set()
         log.warning("paused by the user for %.0f min", seconds / 60)
         self._normal_state()
+        self._report(fleet_events.PAUSED, f"by the user for {seconds / 60:.0f} min", state=states.PAUSED)
+        return True
 
-    def resume(self) -> None:
+    def resume(self, reason: str = "by the user") -> None:
         if self.paused_until is None:
             return
         self.paused_until = None
@@ -372,6 +410,12 @@ class Agent:
             self.consumer.paused.clear()
         log.warning("resumed")
         self._normal_state()
+        self._report(fleet_events.RESUMED, reason)
+
+
+#: The actor's outcome -> the fleet event reporting it.
+OUTCOME_EVENTS = {outcomes.LOCKED: fleet_events.LOCKED, outcomes.ALERTED: fleet_events.ALERTED,
+                  outcomes.LOGGED: fleet_events.IMPOSTOR_LOGGED, outcomes.LOCK_FAILED: fleet_events.LOCK_FAILED}
 
 
 def default_enrol_command(user: str, files: list[str]) -> list[str]:
@@ -498,9 +542,11 @@ class Learner(threading.Thread):
             model = load_model_dir(agent.model_dir)
         except ModelError as exc:
             log.error("the new model was refused: %s", exc)
+            agent._report(fleet_events.MODEL_REFUSED, f"the model just enrolled: {exc}")
             return False
         agent.tray.notify("mouseguard is now protecting", "Your model is ready; mouseguard watches the mouse.")
         agent._protect(model)
+        agent._report(fleet_events.MODEL_UPDATED, "enrolled automatically from the movement learnt")
         return True
 
 
