@@ -33,7 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from agent import paths
 from agent.files import atomic_write_text
-from agent.forwarding import valid_ca_file, valid_syslog_target, valid_webhook_url
+from agent.forwarding import valid_authorization, valid_ca_file, valid_syslog_target, valid_webhook_url
 from agent.model_dir import MAX_WINDOW, ModelDir
 
 
@@ -85,6 +85,7 @@ class ForwardingConfig:
     syslog: str = ""
     webhook: str = ""
     webhook_ca: str = ""
+    webhook_authorization: str = ""
     webhook_queue: int = 1000
 
 
@@ -241,6 +242,12 @@ _KEYS: tuple[_Key, ...] = (
         "Trust only this CA certificate (PEM) for the webhook's TLS instead of the\n"
         'system\'s ("" = the system\'s). The certificate is always verified.',
         check=valid_ca_file,
+    ),
+    _Key(
+        "forwarding", "webhook_authorization", str, 'one line of printable ASCII, or "" (none)',
+        "Sent as the webhook's Authorization header, e.g. \"Bearer <token>\" or \"Splunk\n"
+        '<token>" (a collector\'s ingest token). Never logged. "" sends none.',
+        check=valid_authorization,
     ),
     _Key(
         "forwarding", "webhook_queue", int, "a whole number of events from 1 to 100000",

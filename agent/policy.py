@@ -63,7 +63,7 @@ class Policy:
         if not self.locked:
             return [f"managed policy {self.path}{kind}: locks nothing"]
         return [f"managed policy {self.path}{kind} locks: " + ", ".join(
-            f"{key} = {_show(value)}" for key, value in self._items())]
+            f"{key} = {_show(value, key)}" for key, value in self._items())]
 
     def _items(self):
         for section, keys in self.values.items():
@@ -131,13 +131,19 @@ def enforce(config: Config, policy: Policy) -> tuple[Config, list[str]]:
         for key, value in keys.items():
             mine = getattr(current, key)
             if mine != value:
-                notes.append(f"{section}.{key} is locked to {_show(value)} by the managed policy {policy.path}; "
-                             f"your setting {_show(mine)} is ignored")
+                notes.append(f"{section}.{key} is locked to {_show(value, key)} by the managed policy "
+                             f"{policy.path}; your setting {_show(mine, key)} is ignored")
         changes[section] = dataclasses.replace(current, **keys)
     return dataclasses.replace(config, **changes), notes
 
 
-def _show(value: Any) -> str:
+#: Keys whose values are secrets: status and the log show that they are set, not what they are.
+SECRET_KEYS = ("webhook_authorization",)
+
+
+def _show(value: Any, key: str = "") -> str:
+    if key.rsplit(".", 1)[-1] in SECRET_KEYS:
+        return '"(hidden)"' if value else '""'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -35,7 +35,7 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
 
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
-    assert len(keys) == 19  # 14 + agent.pause_allowed and [forwarding]'s four (issue 22)
+    assert len(keys) == 20  # 14 + agent.pause_allowed and [forwarding]'s five (issue 22)
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):

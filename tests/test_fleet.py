@@ -98,6 +98,23 @@ def test_syslog_targets_parse_and_bad_ones_are_refused():
         assert not valid_webhook_url(bad), bad
 
 
+@pytest.mark.parametrize("line, message", [
+    ('syslog = "udp:/x"', 'forwarding.syslog: expected udp://host[:port], tcp://host[:port], unix:///path, "local"'),
+    ('webhook = "http://siem/x"', "forwarding.webhook: expected an https:// URL without user:password"),
+    ('webhook_ca = "ca.pem"', "forwarding.webhook_ca: expected an absolute path to a PEM file"),
+    ('webhook_authorization = "Bearer a\\r\\nX-Evil: 1"', "forwarding.webhook_authorization: expected one line"),
+    ("webhook_queue = 0", "forwarding.webhook_queue: expected a whole number of events from 1 to 100000"),
+    ('sislog = "local"', "unknown key forwarding.sislog (did you mean forwarding.syslog?)"),
+])
+def test_bad_forwarding_settings_are_one_line_errors(line, message):
+    from agent.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"[forwarding]\n{line}\n", source="config.toml")
+    text = str(caught.value)
+    assert text.startswith("config.toml: ") and message in text and "\n" not in text
+
+
 # -- RFC 5424 --------------------------------------------------------------------------------
 
 

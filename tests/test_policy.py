@@ -69,6 +69,15 @@ def test_policy_keys_override_and_lock_the_users_with_one_note_each(tmp_path):
         'forwarding.syslog = "udp://siem.example.com:514"']
 
 
+def test_a_locked_token_is_never_shown(tmp_path):
+    path = write(tmp_path / "p.toml", '[forwarding]\nwebhook_authorization = "Bearer s3cret"\n')
+    policy = load_policy(env={POLICY_ENV: str(path)}, system=tmp_path / "none")
+    config, notes = enforce(parse_config('[forwarding]\nwebhook_authorization = "Bearer mine"\n'), policy)
+    assert config.forwarding.webhook_authorization == "Bearer s3cret"
+    shown = " ".join(policy.describe() + notes)
+    assert "s3cret" not in shown and "mine" not in shown and '"(hidden)"' in shown
+
+
 def test_no_policy_changes_nothing():
     config = parse_config('[agent]\naction = "log"\n')
     assert enforce(config, Policy()) == (config, [])

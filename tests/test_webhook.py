@@ -51,7 +51,7 @@ class Collector:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if collector.status == 200:
                     collector.bodies.append({"json": json.loads(body), "type": self.headers["Content-Type"],
-                                             "path": self.path})
+                                             "path": self.path, "auth": self.headers["Authorization"]})
                 self.send_response(collector.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -114,12 +114,12 @@ def free_port():
 
 def test_events_are_posted_as_json_over_verified_tls(collectors, webhooks, certificate, tmp_path):
     server = collectors()
-    hook = webhooks(server.url, tmp_path / "q", ca_file=str(certificate[0]))
+    hook = webhooks(server.url, tmp_path / "q", ca_file=str(certificate[0]), authorization="Splunk 1234-abcd")
     reporter = Reporter([hook], user="alice")
     sent = reporter.emit("locked", "locked", "mean P(genuine) of the last 5 blocks 0.210 < 0.500", 0.21, 0.5)
     wait_for(lambda: server.bodies, what="the POST")
     body = server.bodies[0]
-    assert body["type"] == "application/json" and body["path"] == "/events"
+    assert body["type"] == "application/json" and body["path"] == "/events" and body["auth"] == "Splunk 1234-abcd"
     assert body["json"] == sent.to_json_dict()
     assert set(body["json"]) == {"schema", "id", "event", "time", "host", "user", "agent_version", "pid", "state",
                                  "severity", "reason", "score", "threshold"}

@@ -67,6 +67,11 @@ def valid_webhook_url(text: str) -> bool:
     return parts.scheme == "https" and bool(parts.hostname) and not parts.username and not parts.fragment
 
 
+def valid_authorization(text: str) -> bool:
+    """An HTTP header value: printable ASCII on one line (a newline would inject headers)."""
+    return len(text) <= 4096 and all(32 <= ord(c) <= 126 for c in text)
+
+
 def valid_ca_file(text: str) -> bool:
     """An absolute path (the agent's working folder is anywhere), or "" for the system's CAs.
     Whether it exists is checked when the agent starts, where a missing file can be named."""
@@ -89,5 +94,6 @@ def destinations(forwarding, state_dir: Path, platform: str = sys.platform) -> l
     if forwarding.webhook:
         found.append(WebhookDestination(forwarding.webhook, Path(state_dir) / "fleet-queue",
                                         ca_file=forwarding.webhook_ca or None,
+                                        authorization=forwarding.webhook_authorization,
                                         max_queued=forwarding.webhook_queue))
     return found

@@ -84,8 +84,11 @@ class Spool:
 
 class WebhookDestination(Destination):
     def __init__(self, url: str, queue_dir: Path, *, ca_file: str | None = None, max_queued: int = 1000,
-                 timeout: float = TIMEOUT, backoff: tuple[float, float] = BACKOFF):
+                 authorization: str = "", timeout: float = TIMEOUT, backoff: tuple[float, float] = BACKOFF):
         self.url = url
+        self._headers = {"Content-Type": "application/json", "User-Agent": f"mouseguard/{__version__}"}
+        if authorization:  # an ingest token: sent, never logged
+            self._headers["Authorization"] = authorization
         self.name = f"webhook {url.split('?')[0]}"  # a query may hold a token: not in the log
         self.spool = Spool(queue_dir, max_queued)
         self.timeout = timeout
@@ -169,8 +172,7 @@ class WebhookDestination(Destination):
 
     def _post(self, body: bytes) -> tuple[str | None, bool]:
         """(None, _) when delivered, else (what went wrong, whether to keep the event)."""
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": f"mouseguard/{__version__}"})
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=self._headers)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 response.read(65536)
