@@ -113,3 +113,57 @@ def test_run_refuses_a_missing_webhook_ca_in_one_line(xserver, tmp_path, synth_m
     assert done.stderr.strip().splitlines()[-1] == (
         f"mouseguard: error: [forwarding]: webhook CA file {tmp_path / 'ca.pem'}: No such file or directory")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def reporting_agent(xserver, tmp_path, receiver):
+    """make(model_dir, locker=...) -> a started agent reporting to ``receiver``."""
+    fleet_events.start_reporting(Reporter([SyslogDestination(receiver.target)]))
+    agents = []
+
+    def make(model_dir, locker=None):
+        tray = RecordingTray()
+        agent = Agent(Config(), tray, Actor("lock", locker or FakeLocker(), tray.notify), model_dir=model_dir,
+                      user="alice", status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec",
+                      heartbeat=0.5)
+        agents.append(agent)
+        agent.start()
+        wait_for(lambda: agent.hook_ok, what="the hook to run")
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()
+    fleet_events.stop_reporting(2.0)
+
+
+def test_a_dead_hook_is_reported_stopped_then_restored(reporting_agent, synth_model, xserver, receiver):
+    agent = reporting_agent(synth_model)
+    agent.supervisor.hook.inject_fault()
+    xserver.xdotool("mousemove", "100", "100", "mousemove", "200", "220")
+    wait_for(lambda: "protection_restored" in receiver.names(), timeout=10, what="the recovery event")
+    names = receiver.names()
+    assert names.index("protection_stopped") < names.index("protection_restored")
+    stopped = receiver.events()[names.index("protection_stopped")]
+    assert stopped["sd"][SD_ID]["reason"].startswith("mouse hook:") and stopped["pri"] == 4 * 8 + 3
+
+
+def test_a_failed_lock_and_a_refused_model_are_reported(reporting_agent, synth_model, xserver, receiver, tmp_path):
+    import json
+    import shutil
+
+    reporting_agent(synth_model, locker=FakeLocker(ok=False))
+    scribble(xserver, seed=1)
+    wait_for(lambda: "lock_failed" in receiver.names(), what="the lock_failed event")
+    failed = receiver.events()[receiver.names().index("lock_failed")]["sd"][SD_ID]
+    assert failed["state"] == states.ALERTED and float(failed["score"]) < float(failed["threshold"])
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synth_model, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["onnx"]["sha256"] = "0" * 64
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    reporting_agent(bad)
+    wait_for(lambda: "model_refused" in receiver.names(), what="the model_refused event")
+    refused = receiver.events()[receiver.names().index("model_refused")]["sd"][SD_ID]
+    assert refused["state"] == states.NOT_PROTECTING and "SHA-256" in refused["reason"]

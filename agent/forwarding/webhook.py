@@ -131,7 +131,14 @@ class WebhookDestination(Destination):
             self._wake.clear()
             if self._stop.is_set() or time.monotonic() < next_try:
                 continue  # woken by a new event during a back-off: it waits its turn on disk
-            if self._send_pending():
+            try:
+                sent = self._send_pending()
+            except Exception as exc:  # the queue folder itself failing (permissions): back off, keep the thread
+                if not self.failing:
+                    self.failing = True
+                    log.error("%s: the queue %s cannot be worked through: %s", self.name, self.spool.folder, exc)
+                sent = False
+            if sent:
                 wait, next_try = 0.0, 0.0
             else:
                 wait = min(self.backoff[1], wait * 2 if wait else self.backoff[0])
