@@ -154,21 +154,20 @@ def run_agent(args) -> int:
     import logging
     import signal
 
+    from agent import fleet_events
     from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
+    from agent.forwarding import destinations
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
     from agent.paths import ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.policy import enforce, load_policy
     from agent.responses import platform_locker
     from agent.responses.actor import Actor
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
     check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
-    from agent import fleet_events
-    from agent.forwarding import destinations
-    from agent.policy import enforce, load_policy
-
     config = apply_overrides(load_config(), action=args.action, model=args.model,
                              tray=False if args.no_tray else None)
     policy = load_policy()  # after the flags: a locked key is locked for --action too

@@ -384,8 +384,10 @@ class Agent:
         """Suspend judging for ``seconds``; False when the configuration (a managed policy) does
         not allow pausing. A policy that locks ``agent.pause_minutes`` also caps how long."""
         if not self.config.agent.pause_allowed:
-            log.warning("pause refused: pausing is not allowed (agent.pause_allowed = false)")
-            self.tray.notify("mouseguard cannot be paused", "Your administrator does not allow pausing protection.")
+            by = ("your administrator's managed policy" if "agent.pause_allowed" in self.policy_locked
+                  else "your configuration")
+            log.warning("pause refused: %s does not allow pausing (agent.pause_allowed = false)", by)
+            self.tray.notify("mouseguard cannot be paused", f"Pausing protection is not allowed by {by}.")
             return False
         if "agent.pause_minutes" in self.policy_locked:
             seconds = min(seconds, self.config.agent.pause_minutes * 60.0)

@@ -189,9 +189,11 @@ def test_pause_refused_when_the_policy_forbids_it(tmp_path, receiver):
     policy = load_policy(env={POLICY_ENV: str(write(tmp_path / "p.toml", POLICY))}, system=tmp_path / "none")
     config, _ = enforce(load_config(tmp_path / "config.toml"), policy)
     agent, tray = make_agent(tmp_path, config)
+    agent.policy_locked = frozenset(policy.locked)
     assert agent.pause(15 * 60) is False
     assert agent.paused_until is None
-    assert any("cannot be paused" in title for title, _ in tray.notifications)
+    assert tray.notifications == [("mouseguard cannot be paused",
+                                   "Pausing protection is not allowed by your administrator's managed policy.")]
     fleet_events.emit("agent_stopped", "x")  # a marker: nothing was reported before it
     wait_for(lambda: receiver.lines, what="the marker")
     assert receiver.names() == ["agent_stopped"]
