@@ -228,7 +228,8 @@ _KEYS: tuple[_Key, ...] = (
         "forwarding", "syslog", str, 'udp://host[:port], tcp://host[:port], unix:///path, "local" or "" (off)',
         "Send the agent's decisions (lock, alert, pause, not protecting...; never mouse\n"
         "data) as RFC 5424 syslog lines to a collector: \"udp://host:514\", \"tcp://host:601\",\n"
-        '"unix:///dev/log", or "local" for this machine\'s system log. "" sends nothing.',
+        '"unix:///path", or "local" for this machine\'s log (the systemd journal where it\n'
+        'runs, with its fields). "" sends nothing.',
         check=valid_syslog_target,
     ),
     _Key(

@@ -275,3 +275,59 @@ def test_windows_event_log_says_plainly_it_is_not_implemented(caplog, reporter_f
         reporter.emit("agent_started", "protected")
         reporter.flush(2)
     assert re.search(r"Windows Event Log failed: the Windows Event Log is not supported yet", caplog.text)
+
+
+# -- the systemd journal (syslog = "local" where journald runs) ------------------------------
+
+
+def parse_journal(datagram: bytes) -> dict[str, str]:
+    """The native protocol, read from the protocol's description, including the binary form."""
+    import struct
+
+    fields, i = {}, 0
+    while i < len(datagram):
+        end = datagram.index(b"\n", i)
+        line = datagram[i:end]
+        if b"=" in line:
+            name, value = line.split(b"=", 1)
+            i = end + 1
+        else:
+            name, (size,) = line, struct.unpack("<Q", datagram[end + 1:end + 9])
+            value = datagram[end + 9:end + 9 + size]
+            assert datagram[end + 9 + size:end + 10 + size] == b"\n"
+            i = end + 10 + size
+        fields[name.decode()] = value.decode()
+    return fields
+
+
+def test_local_uses_the_journals_native_protocol_where_the_journal_runs(tmp_path, reporter_factory):
+    from agent.config import ForwardingConfig
+    from agent.forwarding import destinations
+    from agent.forwarding.journald import JournalDestination, encode
+
+    path = tmp_path / "journal.socket"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    try:
+        chosen = destinations(ForwardingConfig(syslog="local"), tmp_path, platform="linux",
+                              journal_socket=str(path))
+        assert [type(d) for d in chosen] == [JournalDestination]
+        reporter = reporter_factory(*chosen)
+        sent = reporter.emit("locked", "locked", "mean P(genuine) of the last 5 blocks 0.210 < 0.500", 0.21, 0.5)
+        fields = parse_journal(sock.recv(65536))
+        assert fields["PRIORITY"] == "4" and fields["SYSLOG_FACILITY"] == "4"
+        assert fields["SYSLOG_IDENTIFIER"] == "mouseguard"
+        assert fields["MOUSEGUARD_EVENT"] == "locked" and fields["MOUSEGUARD_ID"] == sent.id
+        assert fields["MOUSEGUARD_USER"] == "alice" and fields["MOUSEGUARD_STATE"] == "locked"
+        assert float(fields["MOUSEGUARD_SCORE"]) == 0.21 and float(fields["MOUSEGUARD_THRESHOLD"]) == 0.5
+        assert fields["MESSAGE"].startswith("someone else was at the mouse: the session was locked (user alice)")
+        assert "MOUSEGUARD_PID" in fields and "MOUSEGUARD_TIME" in fields
+        # a value with a newline goes in the binary form, and comes back whole
+        assert parse_journal(encode([("A", "one\ntwo"), ("B", "x")])) == {"A": "one\ntwo", "B": "x"}
+    finally:
+        sock.close()
+    # without a journal, local is the log socket, with RFC 5424 lines
+    chosen = destinations(ForwardingConfig(syslog="local"), tmp_path, platform="linux",
+                          journal_socket=str(tmp_path / "none"))
+    assert [(type(d), d.address) for d in chosen] == [(SyslogDestination, "/dev/log")]

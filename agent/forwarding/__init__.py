@@ -1,5 +1,6 @@
-"""Where fleet events go: the system log (``syslog``), an HTTPS collector (``webhook``), and on
-Windows the Event Log (``windows_eventlog``, not implemented yet).
+"""Where fleet events go: a syslog collector or socket (``syslog``, RFC 5424), the systemd
+journal (``journald``, for ``syslog = "local"`` where it runs), an HTTPS collector (``webhook``),
+and on Windows the Event Log (``windows_eventlog``, not implemented yet).
 
 ``destinations(config, state_dir)`` builds them from the ``[forwarding]`` settings; the target
 checks here are what the config validates with, so a bad target stops the agent at start-up
@@ -78,17 +79,23 @@ def valid_ca_file(text: str) -> bool:
     return text == "" or ("\0" not in text and os.path.isabs(text))
 
 
-def destinations(forwarding, state_dir: Path, platform: str = sys.platform) -> list:
-    """The destinations the ``[forwarding]`` settings ask for (may be empty)."""
+def destinations(forwarding, state_dir: Path, platform: str = sys.platform,
+                 journal_socket: str | None = None) -> list:
+    """The destinations the ``[forwarding]`` settings ask for (may be empty). ``local`` is the
+    journal where it runs (its native protocol keeps the fields), else the log socket."""
+    from agent.forwarding.journald import JOURNAL_SOCKET, JournalDestination
     from agent.forwarding.syslog import SyslogDestination
     from agent.forwarding.webhook import WebhookDestination
 
+    journal_socket = journal_socket or JOURNAL_SOCKET
     found = []
     if forwarding.syslog:
         if forwarding.syslog == "local" and platform == "win32":
             from agent.forwarding.windows_eventlog import WindowsEventLogDestination
 
             found.append(WindowsEventLogDestination())
+        elif forwarding.syslog == "local" and platform.startswith("linux") and os.path.exists(journal_socket):
+            found.append(JournalDestination(journal_socket))
         else:
             found.append(SyslogDestination(forwarding.syslog, platform=platform))
     if forwarding.webhook:

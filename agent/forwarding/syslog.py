@@ -20,9 +20,12 @@ The line::
 - No BOM before the message (MSG-ANY): several collectors show a BOM as garbage.
 
 Framing: UDP one datagram per line (RFC 5426); TCP octet counting, ``LEN SP LINE``
-(RFC 6587); a unix datagram socket one line per datagram, as syslog(3) writes to /dev/log
-(rsyslog and syslog-ng parse 5424 there; journald, when it owns /dev/log, keeps the line
-with its structured data as the message text).
+(RFC 6587); a unix datagram socket one line per datagram, as syslog(3) writes to /dev/log.
+Collectors' network inputs (rsyslog imudp/imtcp, syslog-ng's syslog() source) parse RFC 5424.
+The local /dev/log is traditionally RFC 3164: journald does not parse 5424 there (systemd
+issue 19251), nor does rsyslog's imuxsock by default, so the header and structured data stay
+in the message text; that is why ``local`` uses the journal's native protocol where the
+journal runs (``journald.py``) and this socket only where it does not.
 """
 
 from __future__ import annotations
