@@ -331,3 +331,55 @@ def test_local_uses_the_journals_native_protocol_where_the_journal_runs(tmp_path
     chosen = destinations(ForwardingConfig(syslog="local"), tmp_path, platform="linux",
                           journal_socket=str(tmp_path / "none"))
     assert [(type(d), d.address) for d in chosen] == [(SyslogDestination, "/dev/log")]
+
+
+# -- interoperability: a real rsyslog parses the lines ---------------------------------------
+
+RSYSLOG_CONF = """
+global(workDirectory="{dir}")
+module(load="imudp")
+module(load="mmpstrucdata")
+input(type="imudp" address="127.0.0.1" port="{port}")
+template(name="fields" type="string" string="%protocol-version%|%app-name%|%procid%|%msgid%|%syslogfacility%|\
+%syslogseverity%|%$!rfc5424-sd!mouseguard@32473!user%|%$!rfc5424-sd!mouseguard@32473!score%|\
+%$!rfc5424-sd!mouseguard@32473!reason%|%msg%\\n")
+action(type="mmpstrucdata")
+action(type="omfile" file="{dir}/out.log" template="fields")
+"""
+
+
+def test_rsyslog_parses_the_lines_and_their_structured_data(tmp_path, reporter_factory):
+    """Where rsyslog is installed (CI installs it): its RFC 5424 parser and mmpstrucdata read every
+    field back, escapes included — the formatter agrees with a real collector, not only with our
+    own parser."""
+    import shutil
+    import subprocess
+
+    rsyslogd = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if Path("/usr/sbin/rsyslogd").exists() else None)
+    if rsyslogd is None:
+        pytest.skip("rsyslogd is not installed (Debian: rsyslog)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "rsyslog.conf"
+    conf.write_text(RSYSLOG_CONF.format(dir=tmp_path, port=port))
+    out = tmp_path / "out.log"
+    proc = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(tmp_path / "rsyslogd.pid")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        reporter = reporter_factory(SyslogDestination(f"udp://127.0.0.1:{port}"))
+        deadline = time.monotonic() + 15
+        while not out.exists() and time.monotonic() < deadline:  # UDP: send until rsyslog listens
+            reporter.emit("agent_started", "protected")
+            time.sleep(0.2)
+        reporter.emit("locked", "locked", 'mean "P" ] of \\ the last 5 blocks 0.210 < 0.500', 0.21, 0.5)
+        wait_for(lambda: "|locked|" in out.read_text(), what="rsyslog to write the lock")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    line = next(x for x in out.read_text().splitlines() if "|locked|" in x)
+    version, app, procid, msgid, facility, severity, user, score, reason, msg = line.split("|", 9)
+    assert (version, app, msgid, facility, severity) == ("1", "mouseguard", "locked", "4", "4")
+    assert procid.isdigit() and user == "alice" and float(score) == 0.21
+    assert reason == 'mean "P" ] of \\ the last 5 blocks 0.210 < 0.500'
+    assert msg.startswith("someone else was at the mouse: the session was locked (user alice)")
