@@ -33,7 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from agent import paths
 from agent.files import atomic_write_text
-from agent.model_dir import MAX_WINDOW, ModelDir
+from agent.model_dir import MAX_THRESHOLD, MAX_WINDOW, MIN_THRESHOLD, ModelDir
 
 
 class ConfigError(MouseguardError):
@@ -163,10 +163,12 @@ _KEYS: tuple[_Key, ...] = (
         check=lambda v: 0 <= v <= MAX_WINDOW,
     ),
     _Key(
-        "decision", "threshold", float, "0 (the model's) or a number between 0 and 1 exclusive",
+        "decision", "threshold", float,
+        f"0 (the model's) or a number from {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}",
         "Lock when the rolling score falls below this. 0 uses the threshold calibrated\n"
-        "with the model for the false-lock rate below; otherwise 0 < threshold < 1.",
-        check=lambda v: 0.0 <= v < 1.0,
+        f"with the model for the false-lock rate below; otherwise {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}\n"
+        "(lower never locks anyone).",
+        check=lambda v: v == 0.0 or MIN_THRESHOLD <= v <= MAX_THRESHOLD,
     ),
     _Key(
         "enrolment", "minutes", float, "a number of minutes greater than 0, at most 1440",

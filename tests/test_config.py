@@ -116,6 +116,10 @@ BAD_VALUES = [
     ("decision", "window", "-1"),
     ("decision", "window", "[1, 2]"),
     ("decision", "threshold", "1.0"),
+    ("decision", "threshold", "0.001"),  # a threshold that never locks
+    ("decision", "threshold", "1e-9"),
+    ("decision", "threshold", "0.995"),
+    ("decision", "window", "101"),  # a window no impostor's session fills
     ("decision", "threshold", "-0.1"),
     ("decision", "threshold", '"0.5"'),
     ("decision", "threshold", "nan"),

@@ -147,3 +147,16 @@ def test_valid_scores_again_judge_as_before_and_invalid_ones_never_enter_the_win
     v = d.update(0.8, 5)
     assert v.fault == "" and v.state == states.PROTECTED and v.rolling == pytest.approx(0.85)
     assert d.expire(100) is None  # the fault was forgotten with the valid score
+
+
+def test_calibration_never_picks_a_threshold_the_agent_would_refuse():
+    """An owner whose held-out rolling means reach 0 (a poor model): the quantile threshold was
+    0.0, one no rolling mean is ever below, written into the manifest as "never lock"."""
+    from agent.model_dir import MAX_THRESHOLD, MIN_THRESHOLD
+
+    rng = np.random.default_rng(5)
+    genuine = [np.where(rng.random(300) < 0.5, 0.0, 1.0) for _ in range(3)]
+    impostor = [np.zeros(40) for _ in range(5)]
+    for common in (None, 0.5):
+        window, threshold, _ = calibrate(genuine, impostor, 5.0, 0.125, windows=(3,), common=common)
+        assert MIN_THRESHOLD <= threshold <= MAX_THRESHOLD
