@@ -162,9 +162,12 @@ def run_agent(args) -> int:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
         actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        from agent.enrolled import record_path
+
+        user = effective_user(config)
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
-                                        user=effective_user(config), status_path=status_file(),
-                                        recordings_dir=recordings_dir())
+                                        user=user, status_path=status_file(), recordings_dir=recordings_dir(),
+                                        enrolment_record=None if config.agent.model else record_path(user))
         signal.signal(signal.SIGTERM, lambda *_: tray.stop())
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
         try:

@@ -50,7 +50,8 @@ def live_clock() -> float:
 
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
-                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS):
+                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
+                 enrolment_record: Path | None = None):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -61,6 +62,9 @@ class Agent:
         self.hook_factory = hook_factory
         self.enrol_command = enrol_command or default_enrol_command
         self.heartbeat = heartbeat
+        #: The user's enrolment record (agent/enrolled.py): once it exists, a missing or changed
+        #: model is a fault, never a reason to learn again. None for a model named in the config.
+        self.enrolment_record = enrolment_record
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -146,14 +150,28 @@ class Agent:
         self.set_state(states.NOT_PROTECTING, "stopped")
 
     def _choose_mode(self) -> None:
+        from agent.files import recover_directory
+
+        for note in recover_directory(self.model_dir):  # a model stranded by a kill mid-swap
+            log.warning("%s", note)
+        try:
+            record = self._read_record()
+        except ModelError as exc:
+            self._fail_closed(f"model refused: {exc}", f"The enrolment record was refused: {exc}")
+            return
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
-                self._protect(load_model_dir(self.model_dir))
+                self._protect(self._load_model(record))
             except ModelError as exc:
                 log.error("model refused: %s", exc)
-                self.mode, self.mode_detail = states.NOT_PROTECTING, f"model refused: {exc}"
-                self.set_state(self.mode, self.mode_detail)
-                self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
+                self._fail_closed(f"model refused: {exc}", f"The model was refused: {exc}")
+            return
+        if record is not None:
+            detail = (f"the model of {self.user} is missing from {self.model_dir} (enrolled "
+                      f"{record.get('recorded', '')}); re-enrol or run 'mouseguard forget'")
+            log.error("not protecting: %s", detail)
+            self._fail_closed(detail, f"Your model is missing from {self.model_dir}: someone enrolled here, "
+                                      "so mouseguard will not learn anew.")
             return
         from agent.enrolment import training_available
 
@@ -170,6 +188,52 @@ class Agent:
         self.mode, self.mode_detail = states.NOT_ENROLLED, detail
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
+
+    def _read_record(self) -> dict | None:
+        from agent.enrolled import read_record
+
+        return None if self.enrolment_record is None else read_record(self.enrolment_record)
+
+    def _load_model(self, record: dict | None = None):
+        """Load and verify the model folder; with an enrolment record, also against the files
+        enrolment wrote. A model without a record (made before records existed, or by
+        ``train fit --out``) gets one now: it is what the agent protects with from here on."""
+        from agent import enrolled
+
+        model = load_model_dir(self.model_dir)
+        if self.enrolment_record is None:
+            return model
+        if record is None:
+            try:
+                enrolled.write_record(self.enrolment_record, self.user, self.model_dir)
+                log.warning("no enrolment record for %s: recorded the model now in %s", self.user, self.model_dir)
+            except OSError as exc:  # protecting matters more; the next start tries again
+                log.error("cannot write the enrolment record %s: %s", self.enrolment_record, exc.strerror or exc)
+        else:
+            enrolled.check_model(record, self.model_dir)
+        return model
+
+    def _fail_closed(self, detail: str, notice: str) -> None:
+        """No usable model although one is expected: not protecting, and act as on an impostor
+        after the short grace (agent/no_model.py), never learning."""
+        from agent.no_model import NoModelPipeline
+        from agent.pipeline import PipelineThread
+
+        pipeline = NoModelPipeline(detail, grace_seconds=float(self.config.agent.grace_seconds))
+        pipeline.start(live_clock())
+        self.model = None
+        self.mode, self.mode_detail = states.NOT_PROTECTING, detail
+        self.fault = detail  # the notice below says it; the first block does not say it again
+        if self.consumer:
+            self.consumer.stop()
+        self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
+                                       clock=live_clock)
+        self.consumer.start()
+        self.set_state(self.mode, self.mode_detail)
+        grace = pipeline.decision.fault_grace_seconds
+        self.tray.notify("mouseguard is not protecting",
+                         f"{notice} Unless this is fixed, mouseguard acts as on an impostor ({self.actor.action}) "
+                         f"in {grace:g} s.")
 
     def _protect(self, model) -> None:
         from agent.config import decision_settings
@@ -279,7 +343,7 @@ class Agent:
 
     def _switch_to_refitted(self) -> None:
         try:
-            model = load_model_dir(self.model_dir)
+            model = self._load_model(self._read_record())
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             return
@@ -495,7 +559,7 @@ class Learner(threading.Thread):
             return False
         log.info("enrolled automatically:\n%s", proc.stdout.strip())
         try:
-            model = load_model_dir(agent.model_dir)
+            model = agent._load_model(agent._read_record())
         except ModelError as exc:
             log.error("the new model was refused: %s", exc)
             return False
