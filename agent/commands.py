@@ -52,7 +52,7 @@ def replay_cmd(args) -> int:
     # The agent's own settings for this model (config overrides, grace): what it would have done.
     settings = decision_settings(model, config)
     pipeline = make_pipeline(model, Scorer(model), window=settings.window, threshold=settings.threshold,
-                             grace_seconds=settings.grace_seconds)
+                             grace_seconds=settings.grace_seconds, unjudged_seconds=settings.unjudged_seconds)
     print(f"replaying {args.file} ({len(events)} events) with the model of {model.user}: "
           f"{settings.describe()}")
     verdicts = replay_printed(events, pipeline, lambda line: print(line, flush=True), speed=args.speed)

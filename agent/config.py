@@ -58,6 +58,7 @@ class AgentConfig:
 class DecisionConfig:
     window: int = 0
     threshold: float = 0.0
+    unjudged_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,13 @@ _KEYS: tuple[_Key, ...] = (
         f"with the model for the false-lock rate below; otherwise {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}\n"
         "(lower never locks anyone).",
         check=lambda v: v == 0.0 or MIN_THRESHOLD <= v <= MAX_THRESHOLD,
+    ),
+    _Key(
+        "decision", "unjudged_minutes", int, "a whole number of minutes from 1 to 60",
+        "Lock (or alert, per agent.action) after this many minutes of keyboard or mouse\n"
+        "input without enough mouse movement to judge: someone typing without touching\n"
+        "the mouse, or a mouse jiggler (1..60; there is no \"never\").",
+        check=lambda v: 1 <= v <= 60,
     ),
     _Key(
         "enrolment", "minutes", float, "a number of minutes greater than 0, at most 1440",
@@ -444,6 +452,8 @@ class DecisionSettings:
     window: int
     threshold: float
     grace_seconds: float
+    #: Input for this long without a judged block acts too (decision.unjudged_minutes).
+    unjudged_seconds: float | None = None
     #: The config keys that replaced the model's calibrated values (empty: the model's own).
     from_config: tuple[str, ...] = ()
     #: The file they came from.
@@ -472,6 +482,7 @@ def decision_settings(model: ModelDir, config: Config) -> DecisionSettings:
         window=d.window or model.decision.window,
         threshold=d.threshold or model.decision.threshold,
         grace_seconds=float(config.agent.grace_seconds),
+        unjudged_seconds=60.0 * d.unjudged_minutes,
         from_config=tuple(f"decision.{name}" for name in ("window", "threshold") if getattr(d, name)),
         config_source=config.source,
     )

@@ -79,6 +79,7 @@ class Agent:
         self.paused_until: float | None = None
         self.consumer = None
         self.supervisor = None
+        self.keyboard = None
         self.buffer = None
         self.model = None
         self.model_mtime_ns = 0  # of the manifest the model was loaded from
@@ -137,6 +138,9 @@ class Agent:
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
         self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
+        from agent.keyboard_activity import KeyboardActivity
+
+        self.keyboard = KeyboardActivity(self.on_key, clock=live_clock).start()
         threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
 
     def stop(self) -> None:
@@ -145,6 +149,8 @@ class Agent:
             self.refit.stop()
         if self.supervisor:
             self.supervisor.stop()
+        if self.keyboard:
+            self.keyboard.stop()
         if self.consumer:
             self.consumer.stop()
         self.set_state(states.NOT_PROTECTING, "stopped")
@@ -242,7 +248,7 @@ class Agent:
 
         d = decision_settings(model, self.config)  # the settings replay and demo use too
         pipeline = make_pipeline(model, Scorer(model), window=d.window, threshold=d.threshold,
-                                 grace_seconds=d.grace_seconds)
+                                 grace_seconds=d.grace_seconds, unjudged_seconds=d.unjudged_seconds)
         self.model = model
         try:
             self.model_mtime_ns = (model.path / MANIFEST).stat().st_mtime_ns
@@ -365,6 +371,14 @@ class Agent:
             log.error("mouse hook down: %s", reason)
             self.set_state(states.NOT_PROTECTING, f"mouse hook: {reason}")
 
+    def on_key(self, now: float) -> None:
+        """A key was pressed (which one is never known here): input the decision judges on time
+        (RollingDecision.activity), so typing without the mouse is not unwatched."""
+        consumer = self.consumer
+        pipeline = getattr(consumer, "pipeline", None)
+        if pipeline is not None and self.paused_until is None:
+            pipeline.decision.activity(now)
+
     def on_display_gone(self, reason: str) -> None:
         """The X display has refused the hook for a while: the desktop session is over, and the
         agent ends with it, so the next session's agent is not locked out by this one."""
@@ -381,7 +395,9 @@ class Agent:
                 self.last_rolling = v.verdict.rolling
             self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
             if v.verdict.act:
-                if v.verdict.fault:
+                if v.verdict.reason:  # judged on time: input without a block to judge
+                    reason = v.verdict.reason
+                elif v.verdict.fault:
                     reason = f"no valid score for {decision.fault_grace_seconds:g} s ({v.verdict.fault})"
                     self.fault = ""  # acted on; the next block without a valid score starts a new grace
                 else:

@@ -35,13 +35,13 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
 
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
-    assert len(keys) == 14
+    assert len(keys) == 15
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):
         assert section in lines
     for expected in ('action = "lock"', 'user = ""', "pause_minutes = 15", "grace_seconds = 60",
-                     "tray = true", "window = 0", "threshold = 0.0", "minutes = 30",
+                     "tray = true", "window = 0", "threshold = 0.0", "unjudged_minutes = 10", "minutes = 30",
                      "false_locks_per_8h = 1.0", "auto = true", 'level = "info"'):
         assert expected in lines
 
@@ -120,6 +120,9 @@ BAD_VALUES = [
     ("decision", "threshold", "1e-9"),
     ("decision", "threshold", "0.995"),
     ("decision", "window", "101"),  # a window no impostor's session fills
+    ("decision", "unjudged_minutes", "0"),  # typing without the mouse would never be judged
+    ("decision", "unjudged_minutes", "61"),
+    ("decision", "unjudged_minutes", "2.5"),
     ("decision", "threshold", "-0.1"),
     ("decision", "threshold", '"0.5"'),
     ("decision", "threshold", "nan"),
