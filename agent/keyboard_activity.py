@@ -67,5 +67,13 @@ class KeyboardActivity:
         """Stop listening without waiting: on X11 pynput's stop() returns only at the next input
         event (and waits for ever for a listener still connecting), so it runs on its own thread."""
         listener, self._listener = self._listener, None
-        if listener is not None:
-            threading.Thread(target=listener.stop, name="mouseguard-keyboard-stop", daemon=True).start()
+        if listener is not None and listener.is_alive():
+            threading.Thread(target=_stop_quietly, args=(listener,), name="mouseguard-keyboard-stop",
+                             daemon=True).start()
+
+
+def _stop_quietly(listener) -> None:
+    try:
+        listener.stop()
+    except Exception:  # the X server has gone (the session ended): nothing is left to stop
+        pass
