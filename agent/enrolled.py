@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 from pathlib import Path
 
 from agent import paths
 from agent.files import atomic_write_text
-from agent.model_dir import MANIFEST, ONNX_FILE, ModelError, sha256_file
+from agent.model_dir import MANIFEST, ONNX_FILE, ModelDir, ModelError, load_model_dir, sha256_file
+
+log = logging.getLogger("mouseguard.agent")
 
 FORMAT = "mouseguard-enrolment"
 FORMAT_VERSION = 1
@@ -99,3 +102,23 @@ def forget_record(path: str | os.PathLike) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def load_verified(model_dir: str | os.PathLike, record: str | os.PathLike | None, user: str) -> ModelDir:
+    """:func:`load_model_dir`, and with the path of ``user``'s enrolment ``record`` also
+    :func:`check_model` against it; raises :class:`ModelError`. A model without a record (made
+    before records existed, or by ``train fit --out``) gets one now: it is what the agent
+    protects with from here on."""
+    model = load_model_dir(model_dir)
+    if record is None:
+        return model
+    found = read_record(record)
+    if found is not None:
+        check_model(found, model_dir)
+        return model
+    try:
+        write_record(record, user, model_dir)
+        log.warning("no enrolment record for %s: recorded the model now in %s", user, model_dir)
+    except OSError as exc:  # protecting matters more; the next start tries again
+        log.error("cannot write the enrolment record %s: %s", record, exc.strerror or exc)
+    return model

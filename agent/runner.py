@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from agent import states
-from agent.model_dir import MANIFEST, ModelError, load_model_dir
+from agent.model_dir import MANIFEST, ModelError
 from agent.status import HEARTBEAT_SECONDS
 
 log = logging.getLogger("mouseguard.agent")
@@ -160,14 +160,16 @@ class Agent:
 
         for note in recover_directory(self.model_dir):  # a model stranded by a kill mid-swap
             log.warning("%s", note)
+        from agent.enrolled import read_record
+
         try:
-            record = self._read_record()
+            record = None if self.enrolment_record is None else read_record(self.enrolment_record)
         except ModelError as exc:
             self._fail_closed(f"model refused: {exc}", f"The enrolment record was refused: {exc}")
             return
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
-                self._protect(self._load_model(record))
+                self._protect(self._load_model())
             except ModelError as exc:
                 log.error("model refused: %s", exc)
                 self._fail_closed(f"model refused: {exc}", f"The model was refused: {exc}")
@@ -195,29 +197,11 @@ class Agent:
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
 
-    def _read_record(self) -> dict | None:
-        from agent.enrolled import read_record
+    def _load_model(self):
+        """The model folder, verified (with the enrolment record, against it too)."""
+        from agent.enrolled import load_verified
 
-        return None if self.enrolment_record is None else read_record(self.enrolment_record)
-
-    def _load_model(self, record: dict | None = None):
-        """Load and verify the model folder; with an enrolment record, also against the files
-        enrolment wrote. A model without a record (made before records existed, or by
-        ``train fit --out``) gets one now: it is what the agent protects with from here on."""
-        from agent import enrolled
-
-        model = load_model_dir(self.model_dir)
-        if self.enrolment_record is None:
-            return model
-        if record is None:
-            try:
-                enrolled.write_record(self.enrolment_record, self.user, self.model_dir)
-                log.warning("no enrolment record for %s: recorded the model now in %s", self.user, self.model_dir)
-            except OSError as exc:  # protecting matters more; the next start tries again
-                log.error("cannot write the enrolment record %s: %s", self.enrolment_record, exc.strerror or exc)
-        else:
-            enrolled.check_model(record, self.model_dir)
-        return model
+        return load_verified(self.model_dir, self.enrolment_record, self.user)
 
     def _fail_closed(self, detail: str, notice: str) -> None:
         """No usable model although one is expected: not protecting, and act as on an impostor
@@ -349,7 +333,7 @@ class Agent:
 
     def _switch_to_refitted(self) -> None:
         try:
-            model = self._load_model(self._read_record())
+            model = self._load_model()
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             return
@@ -575,7 +559,7 @@ class Learner(threading.Thread):
             return False
         log.info("enrolled automatically:\n%s", proc.stdout.strip())
         try:
-            model = agent._load_model(agent._read_record())
+            model = agent._load_model()
         except ModelError as exc:
             log.error("the new model was refused: %s", exc)
             return False
