@@ -5,10 +5,11 @@ folder, plant a few recordings, restart the agent, and it would go "learning" an
 sits at the desk. With it, a missing model once someone enrolled is a fault (not protecting, then
 a lock after the short grace), never a fresh start; only ``mouseguard forget`` removes the record.
 
-The record also holds the SHA-256 of the model's two files as enrolment wrote them. The
+The record also holds the SHA-256 of every file of the model folder as enrolment wrote it. The
 manifest's own hash covers ``model.onnx`` only, so an edited manifest (``"threshold": 0.0``, a
-window no impostor ever fills) passed every check; against the record, any change to either file
-made while the agent was not running is named at start and refused.
+window no impostor ever fills) passed every check, and a file added beside it (onnxruntime reads
+external weights, ``model.onnx.data``, from the folder) was never looked at; against the record,
+any file changed, added or removed while the agent was not running is named at start and refused.
 
 The record lives in the agent's state folder, apart from the models, so removing the models
 folder (or the whole data folder) leaves it behind. One JSON file per user, written atomically
@@ -31,7 +32,7 @@ log = logging.getLogger("mouseguard.agent")
 
 FORMAT = "mouseguard-enrolment"
 FORMAT_VERSION = 1
-#: The files of a model folder the record vouches for, in the order a difference is named.
+#: The files a model folder always has, named first when they differ.
 FILES = (MANIFEST, ONNX_FILE)
 
 
@@ -41,9 +42,15 @@ def record_path(user: str, env=None) -> Path:
 
 
 def digests(model_dir: str | os.PathLike) -> dict[str, str]:
-    """SHA-256 of each of the model folder's files (those present)."""
+    """SHA-256 of every entry of the model folder, by name (a folder or other non-file as such)."""
     model_dir = Path(model_dir)
-    return {name: sha256_file(model_dir / name) for name in FILES if (model_dir / name).is_file()}
+    if not model_dir.is_dir():
+        return {}
+    out = {}
+    for entry in sorted(model_dir.iterdir()):
+        is_file = entry.is_file() and not entry.is_symlink()
+        out[entry.name] = sha256_file(entry) if is_file else "not a regular file"
+    return out
 
 
 def write_record(path: str | os.PathLike, user: str, model_dir: str | os.PathLike) -> dict:
@@ -87,7 +94,8 @@ def check_model(record: dict, model_dir: str | os.PathLike) -> None:
     enrolment wrote (changed, added or gone since ``record`` was made)."""
     model_dir = Path(model_dir)
     now, then = digests(model_dir), record["sha256"]
-    changed = [name for name in FILES if now.get(name) != then.get(name)]
+    names = [*FILES, *sorted((set(now) | set(then)) - set(FILES))]
+    changed = [name for name in names if now.get(name) != then.get(name)]
     if changed:
         raise ModelError(
             f"{' and '.join(str(model_dir / name) for name in changed)} changed since enrolment "

@@ -145,6 +145,16 @@ def test_a_model_replaced_whole_while_not_running_names_both_files(enrolled_alic
     wait_for(lambda: locker.calls >= 1, timeout=LOCK_WAIT, what="the lock after the grace")
 
 
+def test_a_file_added_to_the_model_folder_is_named(enrolled_alice, start_agent, xserver):
+    # onnxruntime reads external weights from beside model.onnx: no file there goes unvouched for
+    model_dir, record = enrolled_alice
+    (model_dir / "model.onnx.data").write_bytes(b"weights nobody enrolled")
+    agent, tray, locker, _ = start_agent(model_dir, record)
+    assert tray.state == states.NOT_PROTECTING
+    assert f"{model_dir / 'model.onnx.data'} changed since enrolment" in agent.detail
+    assert "manifest.json" not in agent.detail
+
+
 def test_a_model_onnxruntime_cannot_load_locks_after_the_grace(synth_model, start_agent, tmp_path, xserver):
     # before: "not protecting" for ever, and never a lock: whoever broke the model kept the desk
     broken = tmp_path / "broken"
