@@ -41,6 +41,10 @@ class ConfigError(MouseguardError):
 
 
 ACTIONS = ("lock", "alert", "log")
+#: Longest agent.grace_seconds: the desk goes unjudged that long after every lock, so an hour
+#: (the old bound) let whoever came next use it unwatched; five minutes covers the owner's
+#: first movements after unlocking many times over.
+MAX_GRACE_SECONDS = 300
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -147,10 +151,10 @@ _KEYS: tuple[_Key, ...] = (
         check=lambda v: 1 <= v <= 480,
     ),
     _Key(
-        "agent", "grace_seconds", int, "a whole number of seconds from 0 to 3600",
-        "After a lock, how long no new decision is taken, in seconds (0..3600): the\n"
+        "agent", "grace_seconds", int, f"a whole number of seconds from 0 to {MAX_GRACE_SECONDS}",
+        f"After a lock, how long no new decision is taken, in seconds (0..{MAX_GRACE_SECONDS}): the\n"
         "owner's first movements after unlocking are often unlike their usual ones.",
-        check=lambda v: 0 <= v <= 3600,
+        check=lambda v: 0 <= v <= MAX_GRACE_SECONDS,
     ),
     _Key(
         "agent", "tray", bool, "true or false",

@@ -110,6 +110,7 @@ BAD_VALUES = [
     ("agent", "pause_minutes", '"15"'),
     ("agent", "grace_seconds", "-1"),
     ("agent", "grace_seconds", "3601"),
+    ("agent", "grace_seconds", "301"),  # the desk unjudged for that long after every lock
     ("agent", "tray", '"yes"'),
     ("agent", "tray", "1"),
     ("decision", "window", "true"),
