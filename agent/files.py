@@ -182,3 +182,28 @@ def recover_directory(path: str | os.PathLike, marker: str = "manifest.json",
             shutil.rmtree(s, ignore_errors=True)
             notes.append(f"removed {s.name}, a half-written model left beside {path.name} by an interrupted write")
     return notes
+
+
+def remove_stale_partial_files(folder: str | os.PathLike, stale_after: float = STALE_STAGING_SECONDS,
+                               now: float | None = None) -> list[str]:
+    """Remove the temporary files a killed :func:`atomic_open` left in ``folder``
+    (``.<name>.<random>.part``, older than ``stale_after`` seconds); one line per file. A recorder
+    killed mid-checkpoint leaves one, holding a person's movement that no reader ever lists."""
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    notes = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return notes
+    for name in names:
+        path = folder / name
+        if not re.fullmatch(rf"\..+\.{_RANDOM}\.part", name) or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            if now - path.stat().st_mtime >= stale_after:
+                path.unlink()
+                notes.append(f"removed {path}, a half-written file left by an interrupted write")
+        except OSError:
+            continue
+    return notes

@@ -156,9 +156,10 @@ class Agent:
         self.set_state(states.NOT_PROTECTING, "stopped")
 
     def _choose_mode(self) -> None:
-        from agent.files import recover_directory
+        from agent.files import recover_directory, remove_stale_partial_files
 
-        for note in recover_directory(self.model_dir):  # a model stranded by a kill mid-swap
+        # a model stranded by a kill mid-swap; a recording checkpoint killed mid-write
+        for note in recover_directory(self.model_dir) + remove_stale_partial_files(self.recordings_dir / self.user):
             log.warning("%s", note)
         from agent.enrolled import read_record
 

@@ -193,14 +193,20 @@ def test_the_enrolled_model_protects_and_a_model_without_a_record_gets_one(enrol
     assert (record.stat().st_mode & 0o077) == 0
 
 
-def test_a_model_stranded_by_a_kill_mid_swap_is_recovered_at_start(enrolled_alice, start_agent, xserver):
+def test_a_model_stranded_by_a_kill_mid_swap_is_recovered_at_start(enrolled_alice, start_agent, tmp_path,
+                                                                    xserver):
     # atomic_directory killed between its two renames: the model only under .alice.old-*
     model_dir, record = enrolled_alice
     stranded = model_dir.parent / ".alice.old-k9x_2abc"
     os.replace(model_dir, stranded)
+    # and a recording checkpoint killed between its write and its rename, an hour ago
+    part = tmp_path / "rec" / "alice" / ".20261206-101010.csv.gz.ab_12xyz.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half of someone's movement")
+    os.utime(part, (time.time() - 3600, time.time() - 3600))
     agent, tray, _, enrolments = start_agent(model_dir, record)
     assert tray.state == states.PROTECTED and model_dir.is_dir() and not stranded.exists()
-    assert not enrolments
+    assert not enrolments and not part.exists()
 
 
 def test_run_command_end_to_end_never_relearns_a_deleted_model(synth_model, xserver, tmp_path):

@@ -71,6 +71,28 @@ def test_backups_beside_a_model_go_and_other_users_folders_stay(tmp_path):
     assert (models / "alice" / "manifest.json").read_text() == "current"
 
 
+def test_a_recording_killed_mid_write_leaves_no_stale_part_behind(tmp_path):
+    from agent.files import remove_stale_partial_files
+
+    folder = tmp_path / "rec" / "alice"
+    script = textwrap.dedent(f"""
+        import os
+        import agent.files as files
+        from agent.recordings import write_recording
+        from tests.synth import synth_events
+        files.os.replace = lambda src, dst: os._exit(9)  # killed between the write and its rename
+        write_recording({str(folder / "20261206-101010.csv.gz")!r}, synth_events("alice", 30))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    (part,) = folder.iterdir()
+    assert part.name.startswith(".20261206-101010.csv.gz.") and part.name.endswith(".part")
+    (folder / "keep.csv.gz").write_bytes(b"a finished recording")
+    assert remove_stale_partial_files(folder) == []  # it may be a write still going on
+    (note,) = remove_stale_partial_files(folder, now=time.time() + 3600)
+    assert "half-written" in note and [p.name for p in folder.iterdir()] == ["keep.csv.gz"]
+
+
 @pytest.fixture
 def home(tmp_path):
     """Everything mouseguard makes about alice (and a little about alice.bob), in a MOUSEGUARD_HOME."""
