@@ -103,15 +103,6 @@ def check_model(record: dict, model_dir: str | os.PathLike) -> None:
             "the model. If you changed it, re-enrol ('mouseguard enroll')")
 
 
-def forget_record(path: str | os.PathLike) -> bool:
-    """Remove the record (``mouseguard forget``); whether there was one."""
-    try:
-        Path(path).unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def load_verified(model_dir: str | os.PathLike, record: str | os.PathLike | None, user: str) -> ModelDir:
     """:func:`load_model_dir`, and with the path of ``user``'s enrolment ``record`` also
     :func:`check_model` against it; raises :class:`ModelError`. A model without a record (made
