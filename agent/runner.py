@@ -171,6 +171,10 @@ class Agent:
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
                 self._protect(self._load_model())
+                if self.enrolment_record is not None and record is None:  # never silently: it may be planted
+                    self.tray.notify("mouseguard recorded your model",
+                                     f"No enrolment record was found, so the model in {self.model_dir} is now the "
+                                     "one mouseguard vouches for. If you did not just enrol or upgrade, re-enrol.")
             except ModelError as exc:
                 log.error("model refused: %s", exc)
                 self._fail_closed(f"model refused: {exc}", f"The model was refused: {exc}")

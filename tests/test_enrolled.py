@@ -184,11 +184,12 @@ def test_an_unreadable_record_is_not_never_enrolled(enrolled_alice, start_agent,
 def test_the_enrolled_model_protects_and_a_model_without_a_record_gets_one(enrolled_alice, start_agent, xserver):
     model_dir, record = enrolled_alice
     agent, tray, locker, _ = start_agent(model_dir, record)
-    assert tray.state == states.PROTECTED
+    assert tray.state == states.PROTECTED and not tray.notifications
     agent.stop()
     record.unlink()  # a model made before records existed
     agent, tray, _, _ = start_agent(model_dir, record)
     assert tray.state == states.PROTECTED
+    assert [title for title, _ in tray.notifications] == ["mouseguard recorded your model"]  # said, not silent
     assert enrolled.read_record(record)["sha256"] == enrolled.digests(model_dir)
     assert (record.stat().st_mode & 0o077) == 0
 
