@@ -75,5 +75,24 @@ class KeyboardActivity:
 def _stop_quietly(listener) -> None:
     try:
         listener.stop()
+        _end_x11_recording(listener)
     except Exception:  # the X server has gone (the session ended): nothing is left to stop
         pass
+
+
+def _end_x11_recording(listener) -> None:
+    """On X11 pynput's stop() queues the XRecord "disable" on the very connection its listener
+    thread is blocked reading, so it goes out only with the next key event: until someone types,
+    the thread and its two X connections stay. Disabling the context (pynput's ``_context``) from
+    a connection of our own ends it at once."""
+    context = getattr(listener, "_context", None)
+    if context is None or not hasattr(listener, "_display_record"):  # not the X11 backend
+        return
+    import Xlib.display
+
+    display = Xlib.display.Display()
+    try:
+        display.record_disable_context(context)
+        display.flush()
+    finally:
+        display.close()

@@ -102,3 +102,12 @@ def test_a_jiggler_locks(protecting, xserver):
                         "sleep", "0.3")
     assert locker.calls == 1 and time.monotonic() - t0 >= PATIENCE
     assert agent.blocks_scored == 0 and "mouse jiggler" in agent.detail
+
+
+def test_the_keyboard_listener_ends_with_the_agent_without_waiting_for_a_key(protecting):
+    # pynput's own stop() on X11 lets the listener go only at the next key press
+    agent, _, _ = protecting
+    listener = agent.keyboard._listener
+    assert listener.is_alive()
+    agent.stop()
+    wait_for(lambda: not listener.is_alive(), timeout=3, what="the keyboard listener to end")
