@@ -186,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
     p.add_argument("action", choices=["enable", "disable", "status"])
 
-    p = sub.add_parser("forget", help="erase your models and recordings")
+    p = sub.add_parser("forget", help="erase your models, recordings, enrolment record, logs and status")
     p.add_argument("--user", help="whose data (default: the login name)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--config", action="store_true", help="erase the configuration file too")
 
     p = sub.add_parser("bench",
                        help="benchmarks: inference, agent overhead, hook cost, long replay, enrolment, start-up")

@@ -54,7 +54,7 @@ def replay_cmd(args) -> int:
     # The agent's own settings for this model (config overrides, grace): what it would have done.
     settings = decision_settings(model, config)
     pipeline = make_pipeline(model, Scorer(model), window=settings.window, threshold=settings.threshold,
-                             grace_seconds=settings.grace_seconds)
+                             grace_seconds=settings.grace_seconds, unjudged_seconds=settings.unjudged_seconds)
     print(f"replaying {args.file} ({len(events)} events) with the model of {model.user}: "
           f"{settings.describe()}")
     verdicts = replay_printed(events, pipeline, lambda line: print(line, flush=True), speed=args.speed)
@@ -116,19 +116,43 @@ def autostart(args) -> int:
 
 
 def forget(args) -> int:
-    """Erase a user's models and recordings, and their blocks in the shared cohort folder:
-    everything mouseguard learnt about them."""
+    """Erase a user's models (with the staging and backup folders a model swap leaves), their
+    recordings, their enrolment record and their blocks in the shared cohort folder; for the
+    agent's own user also its log and status files, and with ``--config`` the configuration:
+    everything mouseguard learnt about them.
+
+    The enrolment record is what keeps a running agent from learning anew when a model goes
+    missing, so only this explicit command removes it — and not while an agent runs: quitting
+    the agent first is what the owner's password guards.
+    """
     import shutil
 
+    from agent import enrolled, paths
     from agent.cohort import member_path
     from agent.config import effective_user, load_config
-    from agent.paths import user_model_dir, user_recordings_dir
+    from agent.files import leftovers
+    from agent.instance import AlreadyRunning, InstanceLock
+    from agent.logs import LOG_FILE_NAME
 
-    config = load_config()
-    user = args.user or effective_user(config)
-    candidates = [user_model_dir(user), user_recordings_dir(user)]
+    config = load_config(write_defaults=False)  # erasing must not leave a new config file behind
+    user = paths.safe_user_name(args.user or effective_user(config))
+    if paths.lock_file().exists():
+        try:
+            InstanceLock(paths.lock_file()).acquire().release()
+        except AlreadyRunning as running:
+            raise MouseguardError(f"the mouseguard agent is running (pid {running.pid}): quit it first (tray "
+                                  "menu, Quit), then forget; nothing was erased") from None
+    model = paths.user_model_dir(user)
+    staging, backups = leftovers(model)
+    candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user)]
     if config.cohort.dir:
         candidates.append(member_path(config.cohort.dir, user))
+    if user == effective_user(config):  # the agent's log and status are about the user it protects
+        log_dir = paths.log_dir()
+        candidates += sorted(log_dir.glob(f"{LOG_FILE_NAME}*")) if log_dir.is_dir() else []
+        candidates.append(paths.status_file())
+    if getattr(args, "config", False):
+        candidates.append(paths.config_file())
     targets = [p for p in candidates if p.exists() or p.is_symlink()]
     if not targets:
         print(f"nothing stored for {user}")
@@ -143,7 +167,7 @@ def forget(args) -> int:
     for p in targets:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
-        else:  # the cohort member file: a link planted under the name goes, never its target
+        else:  # a file, or a link planted under a name: the link goes, never its target
             p.unlink()
         print(f"erased {p}")
     return 0
@@ -199,9 +223,12 @@ def run_agent(args) -> int:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
         actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        from agent.enrolled import record_path
+
+        user = effective_user(config)
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
-                                        user=effective_user(config), status_path=status_file(),
-                                        recordings_dir=recordings_dir())
+                                        user=user, status_path=status_file(), recordings_dir=recordings_dir(),
+                                        enrolment_record=None if config.agent.model else record_path(user))
         agent.policy_locked = frozenset(policy.locked)
         signal.signal(signal.SIGTERM, lambda *_: tray.stop())
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)

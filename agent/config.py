@@ -34,7 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from agent import paths
 from agent.files import atomic_write_text
 from agent.forwarding import valid_authorization, valid_ca_file, valid_syslog_target, valid_webhook_url
-from agent.model_dir import MAX_WINDOW, ModelDir
+from agent.model_dir import MAX_THRESHOLD, MAX_WINDOW, MIN_THRESHOLD, ModelDir
 
 
 class ConfigError(MouseguardError):
@@ -42,6 +42,10 @@ class ConfigError(MouseguardError):
 
 
 ACTIONS = ("lock", "alert", "log")
+#: Longest agent.grace_seconds: the desk goes unjudged that long after every lock, so an hour
+#: (the old bound) let whoever came next use it unwatched; five minutes covers the owner's
+#: first movements after unlocking many times over.
+MAX_GRACE_SECONDS = 300
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -60,6 +64,7 @@ class AgentConfig:
 class DecisionConfig:
     window: int = 0
     threshold: float = 0.0
+    unjudged_minutes: int = 10
 
 
 @dataclass(frozen=True)
@@ -164,10 +169,10 @@ _KEYS: tuple[_Key, ...] = (
         "policy may set it to false: README, 'Reporting to a security team').",
     ),
     _Key(
-        "agent", "grace_seconds", int, "a whole number of seconds from 0 to 3600",
-        "After a lock, how long no new decision is taken, in seconds (0..3600): the\n"
+        "agent", "grace_seconds", int, f"a whole number of seconds from 0 to {MAX_GRACE_SECONDS}",
+        f"After a lock, how long no new decision is taken, in seconds (0..{MAX_GRACE_SECONDS}): the\n"
         "owner's first movements after unlocking are often unlike their usual ones.",
-        check=lambda v: 0 <= v <= 3600,
+        check=lambda v: 0 <= v <= MAX_GRACE_SECONDS,
     ),
     _Key(
         "agent", "tray", bool, "true or false",
@@ -181,10 +186,19 @@ _KEYS: tuple[_Key, ...] = (
         check=lambda v: 0 <= v <= MAX_WINDOW,
     ),
     _Key(
-        "decision", "threshold", float, "0 (the model's) or a number between 0 and 1 exclusive",
+        "decision", "threshold", float,
+        f"0 (the model's) or a number from {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}",
         "Lock when the rolling score falls below this. 0 uses the threshold calibrated\n"
-        "with the model for the false-lock rate below; otherwise 0 < threshold < 1.",
-        check=lambda v: 0.0 <= v < 1.0,
+        f"with the model for the false-lock rate below; otherwise {MIN_THRESHOLD:g} to {MAX_THRESHOLD:g}\n"
+        "(lower never locks anyone).",
+        check=lambda v: v == 0.0 or MIN_THRESHOLD <= v <= MAX_THRESHOLD,
+    ),
+    _Key(
+        "decision", "unjudged_minutes", int, "a whole number of minutes from 1 to 60",
+        "Lock (or alert, per agent.action) after this many minutes of keyboard or mouse\n"
+        "input without enough mouse movement to judge: someone typing without touching\n"
+        "the mouse, or a mouse jiggler (1..60; there is no \"never\").",
+        check=lambda v: 1 <= v <= 60,
     ),
     _Key(
         "enrolment", "minutes", float, "a number of minutes greater than 0, at most 1440",
@@ -499,6 +513,8 @@ class DecisionSettings:
     window: int
     threshold: float
     grace_seconds: float
+    #: Input for this long without a judged block acts too (decision.unjudged_minutes).
+    unjudged_seconds: float | None = None
     #: The config keys that replaced the model's calibrated values (empty: the model's own).
     from_config: tuple[str, ...] = ()
     #: The file they came from.
@@ -527,6 +543,7 @@ def decision_settings(model: ModelDir, config: Config) -> DecisionSettings:
         window=d.window or model.decision.window,
         threshold=d.threshold or model.decision.threshold,
         grace_seconds=float(config.agent.grace_seconds),
+        unjudged_seconds=60.0 * d.unjudged_minutes,
         from_config=tuple(f"decision.{name}" for name in ("window", "threshold") if getattr(d, name)),
         config_source=config.source,
     )

@@ -34,7 +34,8 @@ def run_demo(out_png: Path, print_fn=print, config: Config | None = None) -> dic
         print_fn("")
         print_fn(f"== {label}: {Path(path).name}, {len(events)} events ==")
         verdicts = replay_printed(events, make_pipeline(model, scorer, window=d.window, threshold=d.threshold,
-                                                         grace_seconds=d.grace_seconds), print_fn)
+                                                         grace_seconds=d.grace_seconds,
+                                                         unjudged_seconds=d.unjudged_seconds), print_fn)
         print_fn(f"-> {summary(verdicts)}")
         outcome[label] = final_state(verdicts)
         panels.append((f"{label}: {Path(path).name} - {summary(verdicts)}", verdicts, float(events["t"][0])))

@@ -197,7 +197,10 @@ def enroll_cmd(args) -> int:
                              cohort=plan.members if plan else None)
     except FitError as exc:
         raise MouseguardError(f"{exc}; nothing was changed") from None
+    from agent import enrolled
 
+    # From now on a missing or changed model is a fault for the agent, not "never enrolled".
+    enrolled.write_record(enrolled.record_path(user), user, user_model_dir(user))
     print(f"enrolled {user}: model in {user_model_dir(user)}")
     print(describe(summary))
     if plan is not None:

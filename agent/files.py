@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from agent.errors import MouseguardError
@@ -98,8 +100,9 @@ def atomic_directory(path: str | os.PathLike, marker: str = "manifest.json"):
 
     A previous folder at ``path`` (an older model) stays in place until the new one is
     complete, and is removed only after the swap. The swap is two renames, so a crash
-    between them leaves the old folder under ``<name>.old-*`` rather than losing it. Only a
-    folder holding ``marker`` (one this function wrote) or an empty one is replaced.
+    between them leaves the old folder under ``.<name>.old-*`` rather than losing it
+    (:func:`recover_directory` puts it back). Only a folder holding ``marker`` (one this
+    function wrote) or an empty one is replaced.
     """
     path = check_output_folder(path, marker)
     private_dir(path.parent)
@@ -118,3 +121,89 @@ def atomic_directory(path: str | os.PathLike, marker: str = "manifest.json"):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+#: A staging folder this old is left from a killed write, not one being written: atomic_directory
+#: fills its staging in seconds (an export and its parity check), so ten minutes is generous.
+STALE_STAGING_SECONDS = 600.0
+#: tempfile's random part: 8 characters of this alphabet.
+_RANDOM = "[a-z0-9_]{8}"
+
+
+def leftovers(path: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The staging folders (``.<name>.*.part``) and backups (``.<name>.old-*``) that
+    :func:`atomic_directory` made beside ``path``, matched exactly: a user named ``alice.bob``
+    has folders of their own beside ``alice``'s, and they are not ``alice``'s leftovers."""
+    path = Path(path)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return [], []
+    name = re.escape(path.name)
+    staging = [path.parent / n for n in names if re.fullmatch(rf"\.{name}\.{_RANDOM}\.part", n)]
+    backups = [path.parent / n for n in names if re.fullmatch(rf"\.{name}\.old-{_RANDOM}", n)]
+    return sorted(staging), sorted(backups)
+
+
+def recover_directory(path: str | os.PathLike, marker: str = "manifest.json",
+                      stale_after: float = STALE_STAGING_SECONDS, now: float | None = None) -> list[str]:
+    """Undo what a killed :func:`atomic_directory` left beside ``path``; one line per repair.
+
+    Killed between its two renames, the old folder is only under ``.<name>.old-*`` and ``path``
+    is gone: it is renamed back (the newest, if several), so a model is never lost to a crash —
+    and never mistaken for "no model yet". Backups beside a ``path`` that exists are removed
+    (the swap had completed), as are staging folders older than ``stale_after`` seconds: each
+    holds a copy of a person's model.
+    """
+    path = Path(path)
+    now = time.time() if now is None else now
+    staging, backups = leftovers(path)
+    notes = []
+    if not path.exists() and not path.is_symlink():
+        complete = [b for b in backups if (b / marker).is_file()]
+        if complete:
+            newest = max(complete, key=lambda b: b.stat().st_mtime)
+            try:
+                os.replace(newest, path)
+                backups.remove(newest)
+                notes.append(f"recovered {path} from {newest.name}: a model swap had been interrupted")
+            except OSError as exc:
+                notes.append(f"cannot recover {path} from {newest.name}: {exc.strerror or exc}")
+    if path.exists():
+        for b in backups:
+            shutil.rmtree(b, ignore_errors=True)
+            notes.append(f"removed {b.name}, the previous model left beside {path.name} by an interrupted swap")
+    for s in staging:
+        try:
+            stale = now - s.stat().st_mtime >= stale_after
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(s, ignore_errors=True)
+            notes.append(f"removed {s.name}, a half-written model left beside {path.name} by an interrupted write")
+    return notes
+
+
+def remove_stale_partial_files(folder: str | os.PathLike, stale_after: float = STALE_STAGING_SECONDS,
+                               now: float | None = None) -> list[str]:
+    """Remove the temporary files a killed :func:`atomic_open` left in ``folder``
+    (``.<name>.<random>.part``, older than ``stale_after`` seconds); one line per file. A recorder
+    killed mid-checkpoint leaves one, holding a person's movement that no reader ever lists."""
+    folder = Path(folder)
+    now = time.time() if now is None else now
+    notes = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return notes
+    for name in names:
+        path = folder / name
+        if not re.fullmatch(rf"\..+\.{_RANDOM}\.part", name) or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            if now - path.stat().st_mtime >= stale_after:
+                path.unlink()
+                notes.append(f"removed {path}, a half-written file left by an interrupted write")
+        except OSError:
+            continue
+    return notes

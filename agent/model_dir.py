@@ -33,8 +33,15 @@ OUTPUT_NAME = "p_genuine"
 PARITY_TOLERANCE = 1e-5
 #: Longest decision window a manifest may ask for; the config bounds its override the same.
 #: Calibration picks 3 to 20 blocks (training.user_model.calibrate.WINDOWS); at some 5 s of movement per
-#: block, 1000 blocks is over an hour before a first decision, so more is a damaged manifest.
-MAX_WINDOW = 1000
+#: block, 100 blocks is over eight minutes of an impostor's movement before a first decision. A window
+#: longer than that is one no impostor's session fills: a manifest (or config) that never locks.
+MAX_WINDOW = 100
+#: The bounds of a decision threshold, in the manifest and the config alike. At 0 the rolling mean
+#: (of scores in [0, 1]) is never below it, and just above 0 only a model certain of every block
+#: locks: a threshold that can never lock in practice. Near 1 the owner is locked out at every
+#: window. Calibration keeps its thresholds inside (training.user_model.calibrate).
+MIN_THRESHOLD = 0.01
+MAX_THRESHOLD = 0.99
 
 
 class ModelError(MouseguardError, ValueError):
@@ -59,8 +66,9 @@ class Decision:
     def __post_init__(self):
         if not (isinstance(self.window, int) and 1 <= self.window <= MAX_WINDOW):
             raise ValueError(f"decision window must be an integer from 1 to {MAX_WINDOW}, not {self.window!r}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"decision threshold must be within [0, 1], not {self.threshold!r}")
+        if not MIN_THRESHOLD <= self.threshold <= MAX_THRESHOLD:
+            raise ValueError(f"decision threshold must be within [{MIN_THRESHOLD:g}, {MAX_THRESHOLD:g}], "
+                             f"not {self.threshold!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +123,7 @@ def load_model_dir(path: str | os.PathLike) -> ModelDir:
         spec = BlockSpec.from_dict(_section(manifest, "block_spec")) if kind == "blocks" else None
         rule = _section(manifest, "decision")
         decision = Decision(_whole(rule, "decision.window", "a whole number of blocks", 1, MAX_WINDOW),
-                            _number(rule, "decision.threshold", 0.0, 1.0))
+                            _number(rule, "decision.threshold", MIN_THRESHOLD, MAX_THRESHOLD))
         input_name, output_name = _text(onnx_input, "onnx.input.name"), _text(onnx_output, "onnx.output.name")
     except (_BadField, BlockSpecError) as exc:
         raise ModelError(f"{path / MANIFEST}: {exc}") from None

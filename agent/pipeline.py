@@ -42,6 +42,9 @@ class Pipeline:
 
     def feed(self, events: np.ndarray) -> list[BlockVerdict]:
         """Push events; score the blocks they complete (in one batch) and decide on each."""
+        if len(events):  # input, whether or not it makes a block (judging time: RollingDecision.activity)
+            self.decision.activity(float(events["t"][0]))
+            self.decision.activity(float(events["t"][-1]))
         blocks, ends = self.cutter.push(events)
         if len(blocks) == 0:
             return []
@@ -82,12 +85,12 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def make_pipeline(model: ModelDir, scorer, window: int | None = None, threshold: float | None = None,
-                  grace_seconds: float = 0.0) -> Pipeline:
+                  grace_seconds: float = 0.0, unjudged_seconds: float | None = None) -> Pipeline:
     """The pipeline a model directory asks for: its extractor, ``scorer``, and a rolling decision
     with the model's window and threshold unless given (the live agent and every replay)."""
     decision = RollingDecision(window or model.decision.window,
                                threshold if threshold is not None else model.decision.threshold,
-                               grace_seconds=grace_seconds)
+                               grace_seconds=grace_seconds, unjudged_seconds=unjudged_seconds)
     return Pipeline(make_extractor(model), scorer, decision)
 
 

@@ -9,9 +9,16 @@ Four formats share one reader, all CSV with a header line, plain or gzip-compres
 * the mAuth study's raw pynput logs: ``ID,Timestamp,X,Y,Button,Duration``, UNIX seconds,
   integer button codes (see :func:`_parse_mauth_rows`). ID is ignored: one person per file.
 
-SapiMouse and the project's format share a header, so the time unit is told by the data: no
-mouse stream has a median gap between events of half a second or more, so a larger median
-means milliseconds.
+SapiMouse and the project's format share a header, so the time unit is stated, never guessed:
+the project's header means seconds; a file in milliseconds says so, either in its header
+(``client timestamp [ms],button,...``) or by its reader (``time_unit="ms"``: the SapiMouse data set
+loader). Guessing from the gaps made any slow file fast: a planted recording of a 1-px jiggle every
+60 s, divided by 1000, read as brisk movement. A file that states nothing and whose median gap
+between events is half a second or more (no hand's stream in seconds has that, SapiMouse's
+milliseconds do) is refused in one line that says how to state the unit.
+
+Files are read in chunks of ``CHUNK_ROWS`` rows, each turned into numbers before the next is read,
+so reading takes the memory of the events themselves plus one chunk, whatever the file's size.
 
 mAuth's logger wrote pynput's callbacks as they came, as mouseguard's own hook
 (:class:`agent.capture.MouseHook`) sees them, so its rows are turned into events by the hook's
@@ -37,6 +44,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -80,41 +88,88 @@ def _open_text(path: Path):
 BACKWARD_SHARE = 0.01
 
 
-def read_recording(path: str | os.PathLike) -> np.ndarray:
-    """Read one recording file — this project's, Balabit's, SapiMouse's or mAuth's, told apart
-    by the header and the time unit — into an ``EVENT_DTYPE`` array (time in seconds)."""
+#: Rows turned into numbers at a time: a chunk of text rows as Python lists costs some 300 bytes
+#: a row, the events some 20, so this bounds the reader's extra memory near 3 MB.
+CHUNK_ROWS = 10_000
+#: Seconds per unit of the timestamps, by the names a header or a reader states them in.
+TIME_UNITS = {"s": 1.0, "ms": 0.001}
+#: A median gap between events at least this long is no mouse stream in seconds (module docstring).
+SLOW_MEDIAN_GAP = 0.5
+
+
+def read_recording(path: str | os.PathLike, time_unit: str | None = None) -> np.ndarray:
+    """Read one recording file — this project's, Balabit's, SapiMouse's or mAuth's, told apart by
+    the header — into an ``EVENT_DTYPE`` array (time in seconds).
+
+    ``time_unit`` ("s" or "ms") states the unit of a file with the project's header (SapiMouse's
+    files are in ms); a unit in the header itself wins over it, and Balabit and mAuth files are
+    in seconds by their format.
+    """
     path = Path(path)
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {', '.join(TIME_UNITS)}, not {time_unit!r}")
     try:
         with _open_text(path) as f:
-            rows = list(csv.reader(f))
+            rows = csv.reader(f)
+            first = next(rows, None)
+            if first is None:
+                raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
+            header, stated = _header(path, first)
+            chunks, line = [], 2
+            while body := list(itertools.islice(rows, CHUNK_ROWS)):
+                if header == MAUTH_HEADER:
+                    chunks.append(_mauth_columns(path, body, line))
+                else:
+                    chunks.append(_parse_rows(path, body, len(header) - len(HEADER), line))
+                line += len(body)
     except FileNotFoundError:
         raise RecordingError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise RecordingError(f"{path}: is a folder, not a recording file") from None
     except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise RecordingError(f"{path}: not a readable CSV recording ({exc})") from None
-    if not rows:
-        raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
-    header = tuple(cell.strip() for cell in rows[0])
-    body = rows[1:]
     if header == MAUTH_HEADER:
-        events = _parse_mauth_rows(path, body)
-    elif header in (HEADER, BALABIT_HEADER):
-        events = _parse_rows(path, body, skip=len(header) - len(HEADER))
+        columns = [np.concatenate(c) for c in zip(*chunks)] if chunks else [np.zeros(0)] * 5
+        events = _mauth_events(*columns)
     else:
-        raise RecordingError(
-            f"{path}:1: unexpected header {','.join(header)!r}; expected {','.join(HEADER)!r}"
-        )
+        events = np.concatenate(chunks) if chunks else np.zeros(0, dtype=EVENT_DTYPE)
     backward = int(np.count_nonzero(np.diff(events["t"]) < 0))
     if backward > max(10, BACKWARD_SHARE * (len(events) - 1)):
         raise RecordingError(f"{path}: the timestamps go back in time at {backward} of {len(events) - 1} "
                              "steps; a recording lists its events in time order")
-    if header == HEADER and _looks_like_milliseconds(events["t"]):
-        events["t"] /= 1000.0
+    if header == HEADER:
+        unit = stated or time_unit
+        if unit is None:
+            _check_seconds(path, events["t"])
+        elif unit != "s":
+            events["t"] *= TIME_UNITS[unit]
     return events
 
 
-def _parse_rows(path: Path, body: list[list[str]], skip: int) -> np.ndarray:
+def _header(path: Path, row: list[str]) -> tuple[tuple[str, ...], str | None]:
+    """The header as one of the known ones, and the time unit it states (None: not stated)."""
+    header = tuple(cell.strip() for cell in row)
+    if header in (HEADER, BALABIT_HEADER, MAUTH_HEADER):
+        return header, None
+    if header[1:] == HEADER[1:]:
+        for unit in TIME_UNITS:
+            if header[0] == f"{HEADER[0]} [{unit}]":
+                return HEADER, unit
+    raise RecordingError(f"{path}:1: unexpected header {','.join(header)!r}; expected {','.join(HEADER)!r} "
+                         f"(times in seconds; '{HEADER[0]} [ms]' for milliseconds)")
+
+
+def _check_seconds(path: Path, t: np.ndarray) -> None:
+    gaps = np.diff(t)
+    gaps = gaps[gaps > 0]
+    if gaps.size and (median := float(np.median(gaps))) >= SLOW_MEDIAN_GAP:
+        raise RecordingError(
+            f"{path}: the median gap between events is {median:g} s, which no mouse stream in seconds has; "
+            f"if its times are milliseconds (SapiMouse), state it in the header: {HEADER[0]} [ms],"
+            f"{','.join(HEADER[1:])}")
+
+
+def _parse_rows(path: Path, body: list[list[str]], skip: int, first_line: int = 2) -> np.ndarray:
     width = len(HEADER) + skip
     events = np.zeros(len(body), dtype=EVENT_DTYPE)
     if not body:
@@ -138,12 +193,12 @@ def _parse_rows(path: Path, body: list[list[str]], skip: int) -> np.ndarray:
             raise ValueError
     except (ValueError, KeyError, OverflowError):
         # The fast path only says that something is wrong; find the first bad row to name it.
-        raise RecordingError(_first_bad_row(path, body, skip, width)) from None
+        raise RecordingError(_first_bad_row(path, body, skip, width, first_line)) from None
     return events
 
 
-def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int) -> str:
-    for lineno, row in enumerate(body, start=2):
+def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int, first_line: int) -> str:
+    for lineno, row in enumerate(body, start=first_line):
         where = f"{path}:{lineno}"
         if len(row) != width:
             return f"{where}: expected {width} fields, found {len(row)}"
@@ -160,11 +215,9 @@ def _first_bad_row(path: Path, body: list[list[str]], skip: int, width: int) -> 
     return f"{path}: malformed recording"
 
 
-def _parse_mauth_rows(path: Path, body: list[list[str]]) -> np.ndarray:
-    """mAuth rows as events, by the rules of the module docstring (the hook's), vectorised."""
-    events = np.zeros(len(body), dtype=EVENT_DTYPE)
-    if not body:
-        return events
+def _mauth_columns(path: Path, body: list[list[str]], first_line: int = 2) -> tuple[np.ndarray, ...]:
+    """One chunk of mAuth rows as checked numeric columns (t, x, y, code, duration); the rows
+    become events only once all are read (:func:`_mauth_events`: a hold spans chunks)."""
     try:
         if any(len(row) != len(MAUTH_HEADER) for row in body):
             raise ValueError
@@ -174,7 +227,15 @@ def _parse_mauth_rows(path: Path, body: list[list[str]]) -> np.ndarray:
                 and _coordinates_fit(y).all() and np.isin(code, np.arange(-1, 7)).all()):
             raise ValueError
     except ValueError:
-        raise RecordingError(_first_bad_mauth_row(path, body)) from None
+        raise RecordingError(_first_bad_mauth_row(path, body, first_line)) from None
+    return t, x, y, code, duration
+
+
+def _mauth_events(t, x, y, code, duration) -> np.ndarray:
+    """mAuth rows as events, by the rules of the module docstring (the hook's), vectorised."""
+    events = np.zeros(len(t), dtype=EVENT_DTYPE)
+    if not len(t):
+        return events
     index = code.astype(np.intp) + 1
     button = MAUTH_BUTTONS[index]
     state = MAUTH_STATES[index]
@@ -183,9 +244,9 @@ def _parse_mauth_rows(path: Path, body: list[list[str]]) -> np.ndarray:
     state[click & ~press] = RELEASED
     # Which button is held after each row: per button, the last of its click rows decides; of
     # several held, the one whose hold began last (the hook's ``held[-1]``).
-    rows = np.arange(len(body))
-    hold_began = np.full(len(body), -1)
-    held_button = np.zeros(len(body), dtype=np.uint8)
+    rows = np.arange(len(t))
+    hold_began = np.full(len(t), -1)
+    held_button = np.zeros(len(t), dtype=np.uint8)
     for held_code in (LEFT, RIGHT, MIDDLE, OTHER):
         own = click & (button == held_code)
         if not own.any():
@@ -207,8 +268,8 @@ def _parse_mauth_rows(path: Path, body: list[list[str]]) -> np.ndarray:
     return events
 
 
-def _first_bad_mauth_row(path: Path, body: list[list[str]]) -> str:
-    for lineno, row in enumerate(body, start=2):
+def _first_bad_mauth_row(path: Path, body: list[list[str]], first_line: int) -> str:
+    for lineno, row in enumerate(body, start=first_line):
         where = f"{path}:{lineno}"
         if len(row) != len(MAUTH_HEADER):
             return f"{where}: expected {len(MAUTH_HEADER)} fields, found {len(row)}"
@@ -249,12 +310,6 @@ def _coordinate_problem(x: str, y: str) -> str | None:
 def _coordinates_fit(values):
     """Whether coordinates are numbers that fit the int32 fields (fractions are truncated)."""
     return np.abs(values) < COORDINATE_LIMIT  # False for NaN as well
-
-
-def _looks_like_milliseconds(t: np.ndarray) -> bool:
-    gaps = np.diff(t)
-    gaps = gaps[gaps > 0]
-    return gaps.size > 0 and float(np.median(gaps)) >= 0.5
 
 
 def write_recording(path: str | os.PathLike, events: np.ndarray) -> None:

@@ -57,7 +57,9 @@ def format_clock(seconds: float) -> str:
 def timeline_line(v: BlockVerdict, t0: float, threshold: float, window: int) -> str:
     rolling = "   –  " if v.verdict.rolling is None else f"{v.verdict.rolling:6.3f}"
     state = v.verdict.state.upper() if v.verdict.act else v.verdict.state
-    if v.verdict.fault:
+    if v.verdict.reason:
+        note = f"   {v.verdict.reason}: would lock"
+    elif v.verdict.fault:
         note = f"   {v.verdict.fault}" + (": would lock" if v.verdict.act else "")
     else:
         note = f"   mean of last {window} blocks < {threshold:.3f}: would lock" if v.verdict.act else ""

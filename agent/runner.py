@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from agent import fleet_events, states
-from agent.model_dir import MANIFEST, ModelError, load_model_dir
+from agent.model_dir import MANIFEST, ModelError
 from agent.responses import actor as outcomes
 from agent.status import HEARTBEAT_SECONDS
 
@@ -51,7 +51,8 @@ def live_clock() -> float:
 
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
-                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS):
+                 recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
+                 enrolment_record: Path | None = None):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -62,6 +63,9 @@ class Agent:
         self.hook_factory = hook_factory
         self.enrol_command = enrol_command or default_enrol_command
         self.heartbeat = heartbeat
+        #: The user's enrolment record (agent/enrolled.py): once it exists, a missing or changed
+        #: model is a fault, never a reason to learn again. None for a model named in the config.
+        self.enrolment_record = enrolment_record
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -77,6 +81,7 @@ class Agent:
         self.paused_until: float | None = None
         self.consumer = None
         self.supervisor = None
+        self.keyboard = None
         self.buffer = None
         self.model = None
         self.model_mtime_ns = 0  # of the manifest the model was loaded from
@@ -137,6 +142,9 @@ class Agent:
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
         self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
+        from agent.keyboard_activity import KeyboardActivity
+
+        self.keyboard = KeyboardActivity(self.on_key, clock=live_clock).start()
         threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
         self._report(fleet_events.AGENT_STARTED, f"action {self.actor.action}; {self.mode_detail or self.mode}",
                      state=self.mode)
@@ -154,20 +162,42 @@ class Agent:
             self.refit.stop()
         if self.supervisor:
             self.supervisor.stop()
+        if self.keyboard:
+            self.keyboard.stop()
         if self.consumer:
             self.consumer.stop()
         self.set_state(states.NOT_PROTECTING, "stopped")
 
     def _choose_mode(self) -> None:
+        from agent.files import recover_directory, remove_stale_partial_files
+
+        # a model stranded by a kill mid-swap; a recording checkpoint killed mid-write
+        for note in recover_directory(self.model_dir) + remove_stale_partial_files(self.recordings_dir / self.user):
+            log.warning("%s", note)
+        from agent.enrolled import read_record
+
+        try:
+            record = None if self.enrolment_record is None else read_record(self.enrolment_record)
+        except ModelError as exc:
+            self._fail_closed(f"model refused: {exc}", f"The enrolment record was refused: {exc}")
+            return
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
-                self._protect(load_model_dir(self.model_dir))
+                self._protect(self._load_model())
+                if self.enrolment_record is not None and record is None:  # never silently: it may be planted
+                    self.tray.notify("mouseguard recorded your model",
+                                     f"No enrolment record was found, so the model in {self.model_dir} is now the "
+                                     "one mouseguard vouches for. If you did not just enrol or upgrade, re-enrol.")
             except ModelError as exc:
                 log.error("model refused: %s", exc)
-                self.mode, self.mode_detail = states.NOT_PROTECTING, f"model refused: {exc}"
-                self.set_state(self.mode, self.mode_detail)
-                self._report(fleet_events.MODEL_REFUSED, str(exc), state=states.NOT_PROTECTING)
-                self.tray.notify("mouseguard is not protecting", f"The model was refused: {exc}")
+                self._fail_closed(f"model refused: {exc}", f"The model was refused: {exc}")
+            return
+        if record is not None:
+            detail = (f"the model of {self.user} is missing from {self.model_dir} (enrolled "
+                      f"{record.get('recorded', '')}); re-enrol or run 'mouseguard forget'")
+            log.error("not protecting: %s", detail)
+            self._fail_closed(detail, f"Your model is missing from {self.model_dir}: someone enrolled here, "
+                                      "so mouseguard will not learn anew.")
             return
         from agent.enrolment import training_available
 
@@ -185,6 +215,35 @@ class Agent:
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
 
+    def _load_model(self):
+        """The model folder, verified (with the enrolment record, against it too)."""
+        from agent.enrolled import load_verified
+
+        return load_verified(self.model_dir, self.enrolment_record, self.user)
+
+    def _fail_closed(self, detail: str, notice: str) -> None:
+        """No usable model although one is expected: not protecting, and act as on an impostor
+        after the short grace (agent/no_model.py), never learning."""
+        from agent.no_model import NoModelPipeline
+        from agent.pipeline import PipelineThread
+
+        pipeline = NoModelPipeline(detail, grace_seconds=float(self.config.agent.grace_seconds))
+        pipeline.start(live_clock())
+        self.model = None
+        self.mode, self.mode_detail = states.NOT_PROTECTING, detail
+        self.fault = detail  # the notice below says it; the first block does not say it again
+        if self.consumer:
+            self.consumer.stop()
+        self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
+                                       clock=live_clock)
+        self.consumer.start()
+        self.set_state(self.mode, self.mode_detail)
+        self._report(fleet_events.MODEL_REFUSED, detail, state=states.NOT_PROTECTING)
+        grace = pipeline.decision.fault_grace_seconds
+        self.tray.notify("mouseguard is not protecting",
+                         f"{notice} Unless this is fixed, mouseguard acts as on an impostor ({self.actor.action}) "
+                         f"in {grace:g} s.")
+
     def _protect(self, model) -> None:
         from agent.config import decision_settings
         from agent.pipeline import PipelineThread, make_pipeline
@@ -192,7 +251,7 @@ class Agent:
 
         d = decision_settings(model, self.config)  # the settings replay and demo use too
         pipeline = make_pipeline(model, Scorer(model), window=d.window, threshold=d.threshold,
-                                 grace_seconds=d.grace_seconds)
+                                 grace_seconds=d.grace_seconds, unjudged_seconds=d.unjudged_seconds)
         self.model = model
         try:
             self.model_mtime_ns = (model.path / MANIFEST).stat().st_mtime_ns
@@ -293,7 +352,7 @@ class Agent:
 
     def _switch_to_refitted(self) -> None:
         try:
-            model = load_model_dir(self.model_dir)
+            model = self._load_model()
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             self._report(fleet_events.MODEL_REFUSED, f"the refitted model, keeping the current one: {exc}")
@@ -322,6 +381,14 @@ class Agent:
             if not was_down:
                 self._report(fleet_events.PROTECTION_STOPPED, f"mouse hook: {reason}")
 
+    def on_key(self, now: float) -> None:
+        """A key was pressed (which one is never known here): input the decision judges on time
+        (RollingDecision.activity), so typing without the mouse is not unwatched."""
+        consumer = self.consumer
+        pipeline = getattr(consumer, "pipeline", None)
+        if pipeline is not None and self.paused_until is None:
+            pipeline.decision.activity(now)
+
     def on_display_gone(self, reason: str) -> None:
         """The X display has refused the hook for a while: the desktop session is over, and the
         agent ends with it, so the next session's agent is not locked out by this one."""
@@ -338,7 +405,9 @@ class Agent:
                 self.last_rolling = v.verdict.rolling
             self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
             if v.verdict.act:
-                if v.verdict.fault:
+                if v.verdict.reason:  # judged on time: input without a block to judge
+                    reason = v.verdict.reason
+                elif v.verdict.fault:
                     reason = f"no valid score for {decision.fault_grace_seconds:g} s ({v.verdict.fault})"
                     self.fault = ""  # acted on; the next block without a valid score starts a new grace
                 else:
@@ -541,7 +610,7 @@ class Learner(threading.Thread):
             return False
         log.info("enrolled automatically:\n%s", proc.stdout.strip())
         try:
-            model = load_model_dir(agent.model_dir)
+            model = agent._load_model()
         except ModelError as exc:
             log.error("the new model was refused: %s", exc)
             agent._report(fleet_events.MODEL_REFUSED, f"the model just enrolled: {exc}")

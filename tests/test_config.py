@@ -35,13 +35,13 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
 
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
-    assert len(keys) == 20  # 14 + agent.pause_allowed and [forwarding]'s five (issue 22)
+    assert len(keys) == 21  # 14 + agent.pause_allowed and [forwarding]'s five (issue 22) + decision.unjudged_minutes
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):
         assert section in lines
     for expected in ('action = "lock"', 'user = ""', "pause_minutes = 15", "grace_seconds = 60",
-                     "tray = true", "window = 0", "threshold = 0.0", "minutes = 30",
+                     "tray = true", "window = 0", "threshold = 0.0", "unjudged_minutes = 10", "minutes = 30",
                      "false_locks_per_8h = 1.0", "auto = true", 'level = "info"'):
         assert expected in lines
 
@@ -110,12 +110,20 @@ BAD_VALUES = [
     ("agent", "pause_minutes", '"15"'),
     ("agent", "grace_seconds", "-1"),
     ("agent", "grace_seconds", "3601"),
+    ("agent", "grace_seconds", "301"),  # the desk unjudged for that long after every lock
     ("agent", "tray", '"yes"'),
     ("agent", "tray", "1"),
     ("decision", "window", "true"),
     ("decision", "window", "-1"),
     ("decision", "window", "[1, 2]"),
     ("decision", "threshold", "1.0"),
+    ("decision", "threshold", "0.001"),  # a threshold that never locks
+    ("decision", "threshold", "1e-9"),
+    ("decision", "threshold", "0.995"),
+    ("decision", "window", "101"),  # a window no impostor's session fills
+    ("decision", "unjudged_minutes", "0"),  # typing without the mouse would never be judged
+    ("decision", "unjudged_minutes", "61"),
+    ("decision", "unjudged_minutes", "2.5"),
     ("decision", "threshold", "-0.1"),
     ("decision", "threshold", '"0.5"'),
     ("decision", "threshold", "nan"),

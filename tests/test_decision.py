@@ -147,3 +147,49 @@ def test_valid_scores_again_judge_as_before_and_invalid_ones_never_enter_the_win
     v = d.update(0.8, 5)
     assert v.fault == "" and v.state == states.PROTECTED and v.rolling == pytest.approx(0.85)
     assert d.expire(100) is None  # the fault was forgotten with the valid score
+
+
+def test_calibration_never_picks_a_threshold_the_agent_would_refuse():
+    """An owner whose held-out rolling means reach 0 (a poor model): the quantile threshold was
+    0.0, one no rolling mean is ever below, written into the manifest as "never lock"."""
+    from agent.model_dir import MAX_THRESHOLD, MIN_THRESHOLD
+
+    rng = np.random.default_rng(5)
+    genuine = [np.where(rng.random(300) < 0.5, 0.0, 1.0) for _ in range(3)]
+    impostor = [np.zeros(40) for _ in range(5)]
+    for common in (None, 0.5):
+        window, threshold, _ = calibrate(genuine, impostor, 5.0, 0.125, windows=(3,), common=common)
+        assert MIN_THRESHOLD <= threshold <= MAX_THRESHOLD
+
+
+def test_input_without_a_judged_block_acts_after_unjudged_seconds():
+    """Typing without the mouse, or a jiggler: input but no block. Before, only blocks were judged."""
+    from agent import states
+    from agent.decision import RollingDecision
+
+    d = RollingDecision(3, 0.5, grace_seconds=30.0, unjudged_seconds=600.0)
+    for t in range(0, 600, 60):  # a key (or a 1-px nudge) a minute for 9 minutes
+        d.activity(float(t))
+        assert d.expire(float(t) + 1) is None
+    d.activity(600.0)
+    verdict = d.expire(600.5)
+    assert verdict.act and verdict.state == states.LOCKED and "10 min of keyboard or mouse input" in verdict.reason
+    assert d.expire(601.0) is None  # acted once; and the grace after the lock ignores input
+    d.activity(620.0)
+    assert d.expire(1300.0) is None
+    # a judged block (someone moved the mouse enough) starts the count again
+    for t in range(700, 1400, 60):
+        d.activity(float(t))
+        if t == 1000:
+            d.update(0.9, now=float(t))
+    assert d.expire(1400.0) is None
+    d.activity(1659.0)  # 599 s after the first input since that block
+    assert d.expire(1659.5) is None
+    d.activity(1660.5)
+    assert d.expire(1661.0).act
+    # no input at all (an empty room) is never acted on, and without unjudged_seconds nothing changes
+    assert RollingDecision(3, 0.5, unjudged_seconds=60.0).expire(1e6) is None
+    plain = RollingDecision(3, 0.5)
+    plain.activity(0.0)
+    plain.activity(1e6)
+    assert plain.expire(1e6) is None

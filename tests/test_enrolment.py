@@ -70,6 +70,14 @@ def test_enroll_from_files_end_to_end(mouseguard_home, alice_files, tmp_path, ca
     model_dir = mouseguard_home / "data" / "models" / "alice"
     model = load_model_dir(model_dir)
     assert model.manifest["training"]["mode"] == "transfer2"
+    # the durable "alice enrolled here", with the files as enrolment wrote them (issue 19)
+    from agent import enrolled
+
+    record_file = mouseguard_home / "state" / "enrolled" / "alice.json"
+    record = enrolled.read_record(record_file)
+    assert record["user"] == "alice" and record["sha256"] == enrolled.digests(model_dir)
+    assert (record_file.stat().st_mode & 0o077) == 0
+    enrolled.check_model(record, model_dir)
     assert "AUC" in out and "lock when the mean of the last" in out and "cannot vouch for: someone at this desk" in out
     # An unseen session of alice's passes her threshold; two real people (the demo's Balabit
     # sessions) do not. Other *synthetic* users are no test here: next to the real people of the
@@ -91,6 +99,7 @@ def test_enroll_too_little_data_changes_nothing(mouseguard_home, tmp_path, capsy
     err = capsys.readouterr().err
     assert "too little data" in err and "more minutes of mouse movement" in err and "nothing was changed" in err
     assert not (mouseguard_home / "data" / "models" / "alice").exists()
+    assert not (mouseguard_home / "state" / "enrolled").exists()  # no enrolment, no record
     clicks_only = tmp_path / "clicks.csv"  # events, but no movement to cut a block from
     clicks_only.write_text("client timestamp,button,state,x,y\n0.1,Left,Pressed,5,5\n0.2,Left,Released,5,5\n")
     assert main(["enroll", "--user", "alice", "--from", str(clicks_only), "--epochs", "1"]) == 2

@@ -72,20 +72,23 @@ def test_section_of_the_wrong_kind(model, field, value):
     (True, "true"),
     (0, "0"),
     (-3, "-3"),
-    (1001, "1001"),
+    (101, "101"),  # over eight minutes of an impostor's movement before a first decision
+    (1000, "1000"),
     (10**30, str(10**30)),
     (float("inf"), "inf"),
     ([3], "a list"),
 ])
 def test_window_must_be_a_whole_number_of_blocks(model, value, shown):
     edit(model, "decision.window", value)
-    assert refusal(model).endswith(f"decision.window must be a whole number of blocks from 1 to 1000, not {shown}")
+    assert refusal(model).endswith(f"decision.window must be a whole number of blocks from 1 to 100, not {shown}")
 
 
-@pytest.mark.parametrize("value", [None, "abc", "0.5", True, 1.5, -0.1, float("nan"), {"p": 0.5}])
-def test_threshold_must_be_a_probability(model, value):
+# 0.0 and 1e-9 never lock (a rolling mean of P(genuine) is never below them); 1.0 always does
+@pytest.mark.parametrize("value", [None, "abc", "0.5", True, 1.5, -0.1, float("nan"), {"p": 0.5}, 0.0, 1e-9,
+                                   0.005, 1.0, 0.995])
+def test_threshold_must_be_a_probability_that_can_lock(model, value):
     edit(model, "decision.threshold", value)
-    assert "decision.threshold must be a number from 0 to 1, not " in refusal(model)
+    assert "decision.threshold must be a number from 0.01 to 0.99, not " in refusal(model)
 
 
 @pytest.mark.parametrize("field, value, expected", [

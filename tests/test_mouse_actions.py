@@ -83,7 +83,7 @@ def test_balabit_fixture():
 @pytest.mark.parametrize("path", ["balabit-excerpts/user7/session_excerpt1",
                                   "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"])
 def test_streaming_equals_batch(path):
-    events = read_recording(FIXTURES / path)
+    events = read_recording(FIXTURES / path, time_unit="ms" if path.startswith("sapimouse") else None)
     batch = segment_actions(events)
     rng = np.random.default_rng(0)
     for _ in range(3):

@@ -12,6 +12,7 @@ from agent.events import (
     BUTTONS, DOWN, DRAG, LEFT, MIDDLE, MOVE, NO_BUTTON, PRESSED, RELEASED, RIGHT, SCROLL, STATE_NAMES, UP, make_events,
 )
 from agent.recordings import RecordingError, read_recording, write_recording
+from tests.synth import synth_events
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -28,12 +29,79 @@ def test_balabit_excerpt_reads_client_seconds():
 
 
 def test_sapimouse_milliseconds_and_crlf():
-    ev = read_recording(os.path.join(FIX, "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"))
+    ev = read_recording(os.path.join(FIX, "sapimouse-excerpts/user1/session_2020_05_14_1min.csv"), time_unit="ms")
     assert len(ev) == 299
     gaps = np.diff(ev["t"])
     assert 0.001 < np.median(gaps[gaps > 0]) < 0.1  # ms became seconds
-    crlf = read_recording(os.path.join(FIX, "sapimouse-excerpts/user2/session_crlf_3min.csv"))
+    crlf = read_recording(os.path.join(FIX, "sapimouse-excerpts/user2/session_crlf_3min.csv"), time_unit="ms")
     assert len(crlf) == 299 and crlf["x"].dtype.kind == "i"
+
+
+def test_the_time_unit_is_stated_not_guessed(tmp_path):
+    # before: a project file whose median gap was 0.5 s or more was silently divided by 1000, so a
+    # planted recording of a 1-px jiggle every 60 s read as brisk movement (60 ms steps)
+    jiggle = make_events([(60.0 * i, NO_BUTTON, MOVE, 500 + i % 2, 400) for i in range(300)])
+    planted = tmp_path / "planted.csv"
+    write_recording(planted, jiggle)
+    with pytest.raises(RecordingError) as refused:
+        read_recording(planted)
+    message = str(refused.value)
+    assert message.startswith(f"{planted}: the median gap between events is 60 s") and "\n" not in message
+    assert "client timestamp [ms],button,state,x,y" in message
+    # stated seconds: read as written, a jiggle a minute (no block is ever cut from it)
+    assert read_recording(planted, time_unit="s")["t"][1] == 60.0
+    # a SapiMouse file without a stated unit is refused the same way, not read as seconds
+    sapi = os.path.join(FIX, "sapimouse-excerpts/user1/session_2020_05_14_1min.csv")
+    with pytest.raises(RecordingError, match="if its times are milliseconds"):
+        read_recording(sapi)
+    # the unit stated in the header, as the refusal says
+    text = open(sapi, encoding="utf-8").read().replace("client timestamp,", "client timestamp [ms],", 1)
+    stated = tmp_path / "sapi.csv"
+    stated.write_text(text)
+    np.testing.assert_array_equal(read_recording(stated)["t"], read_recording(sapi, time_unit="ms")["t"])
+    seconds = tmp_path / "seconds.csv"
+    seconds.write_text(planted.read_text().replace("client timestamp,", "client timestamp [s],", 1))
+    assert read_recording(seconds)["t"][1] == 60.0
+    with pytest.raises(RecordingError, match=r":1: unexpected header"):
+        (tmp_path / "min.csv").write_text("client timestamp [min],button,state,x,y\n1,NoButton,Move,1,1\n")
+        read_recording(tmp_path / "min.csv")
+
+
+@pytest.mark.parametrize("balabit", [False, True])
+def test_the_reader_streams_memory_bounded_by_the_events(tmp_path, balabit):
+    # before: every row was a Python list of strings at once, some 300 bytes an event
+    import tracemalloc
+
+    from tests.synth import write_balabit
+
+    part = synth_events("bob", seconds=600, seed=1)
+    span = float(part["t"][-1]) + 1.0
+    events = np.concatenate([part] * 10)
+    events["t"] += np.repeat(np.arange(10) * span, len(part))  # ~190 k events, in time order
+    path = tmp_path / "long.csv"
+    (write_balabit if balabit else write_recording)(path, events)
+    tracemalloc.start()
+    try:
+        read = read_recording(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(read) == len(events) > 150_000
+    assert peak < 3 * read.nbytes + 8 * 2**20, (peak, read.nbytes)
+
+
+def test_a_bad_row_in_a_later_chunk_is_named_by_its_line(tmp_path):
+    from agent.recordings import CHUNK_ROWS
+
+    events = synth_events("alice", seconds=400, seed=2)
+    assert len(events) > CHUNK_ROWS + 10
+    path = tmp_path / "bad.csv"
+    write_recording(path, events)
+    lines = path.read_text().splitlines()
+    lines[CHUNK_ROWS + 5] = lines[CHUNK_ROWS + 5].replace("NoButton", "Thumb", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordingError, match=rf"{path}:{CHUNK_ROWS + 6}: unknown button 'Thumb'"):
+        read_recording(path)
 
 
 def test_write_read_round_trip_gz_private(tmp_path):

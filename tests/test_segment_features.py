@@ -62,7 +62,8 @@ def test_click_intervals_and_zero_dt_floor():
 
 
 def test_streaming_equals_batch_in_chunks():
-    events = read_recording(FIXTURES / "sapimouse-excerpts" / "user1" / "session_2020_05_14_1min.csv")
+    events = read_recording(FIXTURES / "sapimouse-excerpts" / "user1" / "session_2020_05_14_1min.csv",
+                            time_unit="ms")
     batch, batch_t = extract_segments(events)
     assert batch.shape == (len(events) // 50, 30) and batch.dtype == np.float32
     rng = np.random.default_rng(1)

@@ -105,20 +105,24 @@ def load_sessions(dataset: str, data, user: str | None = None) -> list[Session]:
     raise DatasetError(f"unknown data set {dataset!r} (choose from {', '.join(DATASETS)})")
 
 
+#: Data sets whose files have the project's header but times in another unit (stated, not guessed).
+TIME_UNITS = {"sapimouse": "ms"}
+
+
 @functools.lru_cache(maxsize=None)
-def _events(path: Path) -> np.ndarray:
-    return read_recording(path)
+def _events(path: Path, time_unit: str | None = None) -> np.ndarray:
+    return read_recording(path, time_unit=time_unit)
 
 
 def session_events(session: Session) -> np.ndarray:
     """The session's events (read once, cached)."""
-    return _events(session.path)
+    return _events(session.path, TIME_UNITS.get(session.dataset))
 
 
 @functools.lru_cache(maxsize=4096)
 def session_blocks(session: Session, spec: BlockSpec) -> np.ndarray:
     """All blocks of one session, in time order, cut by the agent's own cutter."""
-    blocks, _ = cut_blocks(_events(session.path), spec)
+    blocks, _ = cut_blocks(session_events(session), spec)
     blocks.setflags(write=False)
     return blocks
 

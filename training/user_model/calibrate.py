@@ -41,6 +41,7 @@ import numpy as np
 from scipy.special import expit
 
 from agent.decision import simulate_locks
+from agent.model_dir import MAX_THRESHOLD, MIN_THRESHOLD
 
 #: No one-block window. Its threshold sits in the far tail of the owner's saturated scores,
 #: read off one held-out session; there a shift between sessions (another machine, another
@@ -109,7 +110,8 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
         if z < z_seen:
             logits = _logit(means)
             empirical = float(expit(_logit(empirical) + (z - z_seen) * logits.std()))
-        threshold = float(max(0.0, min(empirical, parametric)))
+        # Inside the bounds the agent accepts (agent.model_dir): a threshold of 0 never locks.
+        threshold = float(min(MAX_THRESHOLD, max(MIN_THRESHOLD, min(empirical, parametric))))
         admissible = False
         if common is not None:
             admissible = _rate_below(means, common) <= p_decision
