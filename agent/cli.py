@@ -181,7 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enrol from these recordings instead of recording now")
     p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
 
-    sub.add_parser("status", help="what the running agent is doing (or that it is not running)")
+    from agent.status import EXIT_CODES
+
+    p = sub.add_parser("status", help="what the running agent is doing (or that it is not running)",
+                       description="What the running agent is doing, or why it is not running, and where its "
+                                   "log is. The exit code says it to scripts.",
+                       epilog="exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+                              + "; 2 bad arguments")
+    p.add_argument("--json", action="store_true", help="print the status as JSON (same exit codes)")
 
     p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
     p.add_argument("action", choices=["enable", "disable", "status"])

@@ -70,13 +70,27 @@ def resolve_model(explicit: str | None, config) -> str:
 
 
 def status(args) -> int:
+    """What the running agent does; the exit code says it to scripts (``status.EXIT_CODES``)."""
+    import json
     import time
 
-    from agent.paths import status_file
-    from agent.status import format_status, read_status
+    from agent.logs import LOG_FILE_NAME
+    from agent.paths import log_dir, status_file
+    from agent.status import EXIT_NOT_RUNNING, assess, read_status
 
-    print(format_status(read_status(status_file()), time.time()))
-    return 0
+    path = status_file()
+    found = read_status(path)
+    code, text = assess(found, time.time())
+    logfile = log_dir() / LOG_FILE_NAME
+    if getattr(args, "json", False):
+        print(json.dumps({"running": code != EXIT_NOT_RUNNING, "exit_code": code,
+                          "summary": text.splitlines()[0], "text": text,
+                          "status": found if found and "unreadable" not in found else None,
+                          "status_file": str(path), "log": str(logfile)}, indent=2))
+    else:
+        print(text)
+        print(f"  log: {logfile}")
+    return code
 
 
 def autostart(args) -> int:
@@ -140,11 +154,17 @@ def run_agent(args) -> int:
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
-    check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
-    config = apply_overrides(load_config(), action=args.action, model=args.model,
-                             tray=False if args.no_tray else None)
-    if args.model:  # a model named on the command line must be one; a typo would start learning
-        load_model_dir(args.model)
+    try:
+        check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
+        config = apply_overrides(load_config(), action=args.action, model=args.model,
+                                 tray=False if args.no_tray else None)
+        if args.model:  # a model named on the command line must be one; a typo would start learning
+            load_model_dir(args.model)
+    except MouseguardError as exc:
+        from agent.refusal import report_refusal
+
+        report_refusal(str(exc))  # autostarted, nobody reads stderr: log, status file, notification
+        raise
     logfile = setup_logging(ensure(log_dir()), config.logging.level)
     log = logging.getLogger("mouseguard.agent")
     ensure(state_dir())

@@ -74,7 +74,13 @@ def test_argument_errors_are_one_line():
 
 def test_status_not_running(tmp_path):
     out = mg("status", env={"MOUSEGUARD_HOME": str(tmp_path)})
-    assert out.returncode == 0 and "not running" in out.stdout
+    assert out.returncode == 3 and "not running" in out.stdout  # 3: not running (status --help)
+    as_json = mg("status", "--json", env={"MOUSEGUARD_HOME": str(tmp_path)})
+    import json
+
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 3 and report["running"] is False and report["exit_code"] == 3
+    assert report["summary"].startswith("not running") and report["log"].endswith("mouseguard.log")
 
 
 @pytest.mark.parametrize("toml, fragment", [
