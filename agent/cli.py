@@ -107,6 +107,17 @@ _seed = _whole(0, 2**32 - 1)
 _tilings = _whole(1, 128)
 
 
+def _minutes(text: str) -> float:
+    """An argparse type: a number of minutes greater than 0 (the agent applies its own cap)."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = -1.0
+    if not 0 < x < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of minutes greater than 0, got {text!r}")
+    return x
+
+
 def _share(text: str) -> float:
     """A share from 0 to 1 (noise augmentation: ±N on the block's features, the paper used 0.2;
     self-contrast: the share of negatives made from the owner's own movement)."""
@@ -189,6 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
                               + "; 2 bad arguments")
     p.add_argument("--json", action="store_true", help="print the status as JSON (same exit codes)")
+
+    p = sub.add_parser("pause", help="pause protection for a while (capped: see agent.max_pause_minutes)",
+                       description="Ask the running agent to stop judging the mouse for MIN minutes (default "
+                                   "agent.pause_minutes). Pauses are capped in length (agent.max_pause_minutes) and "
+                                   "in number per day (agent.pauses_per_day). Exit 0 paused, 1 refused, 3 no agent.")
+    p.add_argument("minutes", nargs="?", type=_minutes, metavar="MIN", help="minutes to pause")
+    sub.add_parser("resume", help="end a pause now",
+                   description="Ask the running agent to protect again at once. Exit 0 resumed, 1 not paused, "
+                               "3 no agent.")
+    sub.add_parser("stop", help="stop the running agent",
+                   description="Ask the running agent to end (over its private channel: no kill needed), and "
+                               "wait until it has. 'mouseguard status' then says who stopped it. Exit 0 stopped, "
+                               "3 no agent.")
+
+    p = sub.add_parser("history", help="recent decisions, locks and pauses, from the agent's log",
+                       description="What the agent decided and was told to do, oldest first: state changes, "
+                                   "locks and alerts, pauses, starts and refusals to start. Read from its log "
+                                   "(see 'mouseguard status' for where it is).")
+    p.add_argument("--limit", type=_whole(1, 1_000_000), default=30, help="show the last N events (default 30)")
+    p.add_argument("--json", action="store_true", help="print the events as JSON")
 
     p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
     p.add_argument("action", choices=["enable", "disable", "status"])

@@ -93,6 +93,63 @@ def status(args) -> int:
     return code
 
 
+def control(args) -> int:
+    """``mouseguard pause [MIN] | resume | stop``: ask the running agent over its private channel.
+
+    Exit 0 when it was done, 1 when the agent refused (no pause left today, too long, not
+    paused), 3 when no agent runs (as ``status``)."""
+    from agent.control import NotRunning, request
+    from agent.status import EXIT_NOT_RUNNING
+
+    fields = {"minutes": args.minutes} if args.command == "pause" and args.minutes is not None else {}
+    try:
+        done, message = request(args.command, **fields)
+    except NotRunning as exc:
+        print(f"mouseguard: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if not done:
+        print(f"mouseguard: {args.command} refused: {message}", file=sys.stderr)
+        return 1
+    if args.command == "stop":
+        message = _wait_for_the_end() or message
+    print(message)
+    return 0
+
+
+def _wait_for_the_end(timeout: float = 15.0) -> str:
+    """After ``stop``: wait until the agent has let go of its instance lock."""
+    import time
+
+    from agent.instance import running_pid
+    from agent.paths import lock_file
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(lock_file()) is None:
+            return "mouseguard stopped"
+        time.sleep(0.1)
+    return f"mouseguard was asked to stop and has not yet after {timeout:g} s"
+
+
+def history(args) -> int:
+    """Recent decisions, locks and pauses, read from the agent's log."""
+    import dataclasses
+    import json
+
+    from agent.history import format_history, read_history
+    from agent.logs import LOG_FILE_NAME
+    from agent.paths import log_dir
+
+    events = read_history(log_dir(), args.limit)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(e) for e in events], indent=2))
+    elif events:
+        print(format_history(events))
+    else:
+        print(f"no history yet (the agent's log {log_dir() / LOG_FILE_NAME} holds no decision)")
+    return 0
+
+
 def autostart(args) -> int:
     from agent import autostart as auto
 
@@ -146,9 +203,10 @@ def run_agent(args) -> int:
 
     from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
+    from agent.control import ControlError, ControlServer
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
-    from agent.paths import ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.paths import control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
     from agent.responses import platform_locker
     from agent.responses.actor import Actor
     from agent.runner import Agent
@@ -170,10 +228,17 @@ def run_agent(args) -> int:
     ensure(state_dir())
     with InstanceLock(lock_file()):
         holder = {}
-        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].pause(seconds),
-                                  resume=lambda: holder["agent"].resume(),
+
+        def from_tray(command, minutes=None):
+            # the same one door as `mouseguard pause|resume|stop`, caps included
+            done, message = holder["agent"].control(command, minutes, by="from the tray menu")
+            if not done:
+                holder["agent"].tray.notify(f"mouseguard: {command} refused", message)
+
+        callbacks = TrayCallbacks(pause=lambda seconds: from_tray("pause", seconds / 60),
+                                  resume=lambda: from_tray("resume"),
                                   open_logs=lambda: open_folder(log_dir()),
-                                  quit=lambda: holder["agent"].stop())
+                                  quit=lambda: from_tray("stop"))
         tray = None
         if config.agent.tray:
             try:
@@ -185,13 +250,31 @@ def run_agent(args) -> int:
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
                                         user=effective_user(config), status_path=status_file(),
                                         recordings_dir=recordings_dir())
-        signal.signal(signal.SIGTERM, lambda *_: tray.stop())
+
+        def on_sigterm(*_):
+            agent.stop_reason = agent.stop_reason or "ended by SIGTERM (logout, shutdown or kill)"
+            tray.stop()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        agent.logfile = str(logfile)
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
+        channel = ControlServer(control_socket(), lambda request: agent.control(
+            request["command"], request.get("minutes"), by="with `mouseguard " + request["command"] + "`"))
+
+        def on_ready():
+            agent.start()
+            try:
+                channel.start()
+            except ControlError as exc:  # the agent protects all the same; only the commands are lost
+                log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
+                agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
+
         try:
-            tray.run(agent.start)
+            tray.run(on_ready)
         except KeyboardInterrupt:
-            pass
+            agent.stop_reason = agent.stop_reason or "interrupted (Ctrl-C)"
         finally:
+            channel.stop()
             agent.stop()
             tray.stop()
             tray.close()
@@ -246,7 +329,8 @@ def enroll(args) -> int:
 
 
 HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo,
-            "enroll": enroll, "status": status, "autostart": autostart, "forget": forget}
+            "enroll": enroll, "status": status, "history": history,
+            "pause": control, "resume": control, "stop": control, "autostart": autostart, "forget": forget}
 
 
 def run(args) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -73,6 +74,15 @@ class Agent:
         self.fault = ""  # why the model's scores cannot be judged right now ("" while they can)
         self.hook_ok = False
         self.paused_until: float | None = None
+        #: Wall-clock end of the grace period after acting (no decision until then), or None.
+        self.grace_until: float | None = None
+        self.logfile = ""  # shown by `mouseguard status`
+        self.stop_reason = ""  # why the agent ended, once it has: "not running: why"
+        self.trial = None  # agent.trial.Trial while a model fresh from enrolment only alerts
+        from agent.pauses import FILE_NAME, PauseAllowance
+
+        self.pauses = PauseAllowance(Path(status_path).parent / FILE_NAME, config.agent.pauses_per_day)
+        self._control_lock = threading.Lock()
         self.consumer = None
         self.supervisor = None
         self.buffer = None
@@ -86,12 +96,14 @@ class Agent:
 
     # -- state ------------------------------------------------------------------------------
 
-    def set_state(self, state: str, detail: str = "") -> None:
+    def set_state(self, state: str, detail: str = "", *, anew: bool = False) -> None:
+        """``anew``: the state starts again even if it is the one shown (a second lock or alert
+        is news, and "since" must say when it came)."""
         from agent.tray import format_tooltip
 
         with self._lock:
-            changed = (state, detail) != (self.state, self.detail)
-            if state != self.state:
+            changed = anew or (state, detail) != (self.state, self.detail)
+            if state != self.state or anew:
                 self.since = time.time()
                 log.info("state: %s%s", state, f" ({detail})" if detail else "")
             self.state, self.detail = state, detail
@@ -105,8 +117,12 @@ class Agent:
         try:
             # Under the state lock, so the heartbeat cannot write older values over newer ones.
             with self._lock:
+                grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
                 write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir))
+                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir),
+                             extra={"grace_until": grace, "log": self.logfile or None,
+                                    "stopped": self.stop_reason or None,
+                                    "trial_hours_left": self._trial_left()})
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
 
@@ -135,7 +151,12 @@ class Agent:
         self.supervisor.start()
         threading.Thread(target=self._heartbeat, name="mouseguard-heartbeat", daemon=True).start()
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
+        """End the agent's threads; the first reason given (here or in ``stop_reason``) is what
+        ``status`` shows afterwards ("not running: why")."""
+        if not self._stopped.is_set():
+            self.stop_reason = self.stop_reason or reason or "stopped"
+            log.warning("mouseguard stops: %s", self.stop_reason)
         self._stopped.set()
         if self.refit is not None:
             self.refit.stop()
@@ -171,7 +192,37 @@ class Agent:
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
 
-    def _protect(self, model) -> None:
+    def _trial_left(self) -> float | None:
+        trial = self.trial
+        if trial is None or not trial.running or self.actor.action != "lock":
+            return None
+        return round(trial.hours_left, 3)
+
+    def _start_trial(self, model, refitted: bool) -> None:
+        """A model fresh from enrolment alerts instead of locking for agent.trial_hours of use."""
+        from agent import trial as trials
+
+        if not (trials.applies_to(model) and self.config.agent.trial_hours > 0):
+            self.trial = None
+            return
+        if refitted and self.trial is not None:
+            self._trial_saving(self.trial.adopt, trials.model_id(model))
+            return
+        path = Path(self.status_path).parent / f"trial-{self.user}.json"
+        self.trial = trials.Trial(path, self.config.agent.trial_hours, trials.model_id(model))
+        if self.trial.running:
+            log.warning("trial: alert only (no lock) for %.1f more hours of active use, then locking",
+                        self.trial.hours_left)
+
+    def _trial_saving(self, step, *args):
+        """Run a Trial step that writes its file; a full disk must not stop the decisions."""
+        try:
+            return step(*args)
+        except OSError as exc:
+            log.error("cannot write the trial progress %s: %s", self.trial.path, exc.strerror or exc)
+            return None
+
+    def _protect(self, model, refitted: bool = False) -> None:
         from agent.config import decision_settings
         from agent.pipeline import PipelineThread, make_pipeline
         from agent.scorer import Scorer
@@ -186,6 +237,7 @@ class Agent:
             self.model_mtime_ns = 0
         if self.consumer:
             self.consumer.stop()
+        self._start_trial(model, refitted)
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
                                        clock=live_clock)
         self.fault = ""
@@ -284,7 +336,7 @@ class Agent:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             return
         log.info("switching to the model refitted against the cohort")
-        self._protect(model)
+        self._protect(model, refitted=True)
 
     def _say_once(self, message: str) -> None:
         if message not in self._cohort_said:
@@ -305,6 +357,7 @@ class Agent:
         """The X display has refused the hook for a while: the desktop session is over, and the
         agent ends with it, so the next session's agent is not locked out by this one."""
         log.error("the X display is gone (%s): the desktop session has ended; mouseguard stops", reason)
+        self.stop_reason = self.stop_reason or "the desktop session ended (its X display is gone)"
         self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
@@ -313,9 +366,12 @@ class Agent:
             log.debug("block %d: P(genuine) %.3f, rolling %s -> %s", v.index, v.verdict.score,
                       "-" if v.verdict.rolling is None else f"{v.verdict.rolling:.3f}", v.verdict.state)
             self.blocks_scored = v.index
-            if v.verdict.rolling is not None:
-                self.last_rolling = v.verdict.rolling
+            # None while the window refills after a lock or a pause: the last mean is not shown
+            # as if it were current (the one that acted is in the state's detail)
+            self.last_rolling = None if v.verdict.act else v.verdict.rolling
             self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
+            if self.trial is not None and not v.verdict.fault and self._trial_saving(self.trial.block, v.t):
+                self._end_trial()
             if v.verdict.act:
                 if v.verdict.fault:
                     reason = f"no valid score for {decision.fault_grace_seconds:g} s ({v.verdict.fault})"
@@ -323,10 +379,15 @@ class Agent:
                 else:
                     reason = (f"mean P(genuine) of the last {decision.window} blocks "
                               f"{v.verdict.rolling:.3f} < {decision.threshold:.3f}")
-                outcome = self.actor.act(reason)
+                if self._in_trial() and not v.verdict.fault:  # a broken model locks even on day one
+                    outcome = self._trial_alert(reason)
+                else:
+                    outcome = self.actor.act(reason)
                 # The person now at the mouse is judged afresh after the grace period.
                 self.consumer.pipeline.cutter.flush()
-                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")
+                self.grace_until = time.time() + decision.grace_seconds
+                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}",
+                               anew=True)
             elif self.hook_ok and self.paused_until is None:
                 if v.verdict.fault:
                     self.set_state(states.NOT_PROTECTING, v.verdict.fault)
@@ -335,6 +396,24 @@ class Agent:
                     continue  # grace period after a lock: keep showing it until a new judgement
                 self.set_state(v.verdict.state)
         self.write_status()
+
+    def _in_trial(self) -> bool:
+        return self.trial is not None and self.trial.running and self.actor.action == "lock"
+
+    def _trial_alert(self, reason: str) -> str:
+        """During the trial a lock decision alerts, and is kept for the summary at its end."""
+        log.warning("trial: would have locked (alert only for %.1f more hours of active use): %s",
+                    self.trial.hours_left, reason)
+        self._trial_saving(self.trial.note, reason)
+        self.tray.notify("mouseguard (trial): would have locked",
+                         f"{reason}. During the trial mouseguard only alerts; in "
+                         f"{self.trial.hours_left:.1f} h of use it starts locking.")
+        return "trial, would have locked"
+
+    def _end_trial(self) -> None:
+        summary = self.trial.summary()
+        log.warning("trial: %s", summary)
+        self.tray.notify("mouseguard: the trial is over, it now locks", summary)
 
     def _note_fault(self, fault: str, grace: float) -> None:
         """One log line (and a notice) when the model's scores stop being judgeable, one when they
@@ -352,11 +431,11 @@ class Agent:
         log.exception("scoring failed", exc_info=exc)
         self.set_state(states.NOT_PROTECTING, f"scoring failed: {exc}")
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, by: str = "by the user") -> None:
         self.paused_until = time.time() + seconds
         if self.consumer is not None:
             self.consumer.paused.set()
-        log.warning("paused by the user for %.0f min", seconds / 60)
+        log.warning("paused %s for %g min", by, round(seconds / 60, 1))
         self._normal_state()
 
     def resume(self) -> None:
@@ -372,6 +451,48 @@ class Agent:
             self.consumer.paused.clear()
         log.warning("resumed")
         self._normal_state()
+
+
+    # -- requests that weaken protection ---------------------------------------------------
+
+    def control(self, command: str, minutes: float | None = None, by: str = "") -> tuple[bool, str]:
+        """Pause, resume or stop, asked from the tray menu or ``mouseguard pause|resume|stop``.
+
+        Every request that weakens protection comes through here, and only here, so a step in
+        front of them (lock the session first, ask for the password) has one place to go.
+        Returns whether it was done and what to tell the one who asked.
+        """
+        with self._control_lock:
+            if command == "pause":
+                return self._pause_request(minutes, by)
+            if command == "resume":
+                if self.paused_until is None:
+                    return False, "mouseguard is not paused"
+                self.resume()
+                return True, "resumed: protecting again"
+            if command == "stop":
+                self.stop_reason = self.stop_reason or f"stopped {by}".strip()
+                self.tray.stop()  # run_agent's tray.run returns and stops the agent
+                return True, "mouseguard stops"
+            return False, f"unknown request {command!r}"
+
+    def _pause_request(self, minutes, by: str) -> tuple[bool, str]:
+        cfg = self.config.agent
+        limit = cfg.max_pause_minutes
+        if minutes is None:
+            minutes = min(cfg.pause_minutes, limit)
+        if (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not math.isfinite(minutes)
+                or not 0 < minutes <= limit):
+            return False, f"a pause lasts more than 0 and at most {limit} minutes (agent.max_pause_minutes)"
+        now = time.time()
+        if not self.pauses.take(now):
+            return False, (f"no pause left today: {cfg.pauses_per_day} a day (agent.pauses_per_day); "
+                           "protection stays on")
+        self.pause(minutes * 60, by or "by the user")
+        left = self.pauses.left(now)
+        log.info("%d pause%s left today", left, "" if left == 1 else "s")
+        until = time.strftime("%H:%M", time.localtime(self.paused_until))
+        return True, f"paused until {until} ({left} pause{'' if left == 1 else 's'} left today)"
 
 
 def default_enrol_command(user: str, files: list[str]) -> list[str]:
