@@ -174,11 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the live agent, the movement left over at the end is scored too (repeated "
                                    "to fill a block): all of it in a file shorter than one block, else when it "
                                    "is at least half a block. A file without movement gets an empty score.")
-    p.add_argument("--model", required=True, help="model directory (model.onnx + manifest.json)")
-    p.add_argument("files", nargs="+", metavar="FILE", help="recordings (project CSV[.gz], Balabit or SapiMouse)")
+    p.add_argument("--model", help="model directory (model.onnx + manifest.json; default: the enrolled user's)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="recordings (mouseguard CSV[.gz], Balabit, SapiMouse or mAuth)")
 
     p = sub.add_parser("replay", help="feed a recording through the agent's pipeline and print its decisions")
-    p.add_argument("file", metavar="FILE", help="a recording (project CSV[.gz], Balabit or SapiMouse)")
+    p.add_argument("file", metavar="FILE", help="a recording (mouseguard CSV[.gz], Balabit, SapiMouse or mAuth)")
     p.add_argument("--model", help="model directory (default: the enrolled user's model)")
     p.add_argument("--speed", type=float, help="1 = real time, 10 = ten times faster (default: as fast as possible)")
 
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_whole(1, 1_000_000), default=30, help="show the last N events (default 30)")
     p.add_argument("--json", action="store_true", help="print the events as JSON")
 
-    p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
+    p = sub.add_parser("autostart", help="start the agent at login: enable, disable, or status (is it on?)")
     p.add_argument("action", choices=["enable", "disable", "status"])
 
     p = sub.add_parser("forget", help="erase your models and recordings")
@@ -235,16 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short smoke run of every benchmark (CI)")
 
     _add_train(sub)
+    _describe_from_help(parser)
     return parser
+
+
+def _describe_from_help(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's ``--help`` opens with its one-line help where it has no description of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe_from_help(sub)
 
 
 def _dispatch(args) -> int:
     if args.command in ("train", "bench"):
-        from agent.enrolment import training_available
+        from agent.enrolment import train_install_hint, training_available
 
         if not training_available():
             raise MouseguardError(
-                f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
+                f"'mouseguard {args.command}' needs PyTorch: {train_install_hint()} "
                 "(CPU-only wheel: see README, 'Install')"
             )
         if args.command == "bench":

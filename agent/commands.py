@@ -23,7 +23,9 @@ def score(args) -> int:
     from agent.model_inputs import extract_all
     from agent.scorer import Scorer
 
-    model = load_model_dir(args.model)
+    from agent.config import load_config
+
+    model = load_model_dir(resolve_model(args.model, load_config(write_defaults=False)))
     scorer = Scorer(model)
     out = csv.writer(sys.stdout, lineterminator="\n")
     # Read every file before printing anything: a bad file fails the command, not row 3.
@@ -299,10 +301,19 @@ def record_cmd(args) -> int:
         print(f"\rrecording {wall / 60:5.1f}{limit} min, {active / 60:5.1f} min of movement, {events} events "
               f"(Ctrl-C to stop)", end="", file=sys.stderr, flush=True)
 
-    events = record(args.out, wall_minutes=args.minutes, progress=progress)
+    # A line rewritten in place is for a terminal; into a file or pipe it would be hundreds of lines.
+    tty = sys.stderr.isatty()
+    said = []
+
+    def started(*_):  # once, when the hook runs: what a log (and a script waiting on it) needs
+        if not said:
+            said.append(True)
+            print(f"recording into {args.out} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    events = record(args.out, wall_minutes=args.minutes, progress=progress if tty else started)
     if len(events) == 0:
         raise MouseguardError("nothing was recorded (no mouse input reached the hook); no file written")
-    print(f"\n{len(events)} events written to {args.out}", file=sys.stderr)
+    print(f"{chr(10) if tty else ''}{len(events)} events written to {args.out}", file=sys.stderr)
     return 0
 
 

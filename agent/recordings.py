@@ -62,6 +62,11 @@ MAUTH_PRESS = -1.0
 COORDINATE_LIMIT = 2**31
 
 
+#: Every header a recording may open with, for the message that refuses any other.
+_KNOWN_HEADERS = (f"{','.join(HEADER)!r} (mouseguard's recordings and SapiMouse), "
+                  f"{','.join(BALABIT_HEADER)!r} (Balabit) or {','.join(MAUTH_HEADER)!r} (mAuth)")
+
+
 class RecordingError(MouseguardError, ValueError):
     """A recording that cannot be read; the message names the file (and line)."""
 
@@ -94,7 +99,7 @@ def read_recording(path: str | os.PathLike) -> np.ndarray:
     except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
         raise RecordingError(f"{path}: not a readable CSV recording ({exc})") from None
     if not rows:
-        raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
+        raise RecordingError(f"{path}: empty file, expected a header line: {_KNOWN_HEADERS}")
     header = tuple(cell.strip() for cell in rows[0])
     body = rows[1:]
     if header == MAUTH_HEADER:
@@ -102,9 +107,7 @@ def read_recording(path: str | os.PathLike) -> np.ndarray:
     elif header in (HEADER, BALABIT_HEADER):
         events = _parse_rows(path, body, skip=len(header) - len(HEADER))
     else:
-        raise RecordingError(
-            f"{path}:1: unexpected header {','.join(header)!r}; expected {','.join(HEADER)!r}"
-        )
+        raise RecordingError(f"{path}:1: unexpected header {','.join(header)!r}; expected {_KNOWN_HEADERS}")
     backward = int(np.count_nonzero(np.diff(events["t"]) < 0))
     if backward > max(10, BACKWARD_SHARE * (len(events) - 1)):
         raise RecordingError(f"{path}: the timestamps go back in time at {backward} of {len(events) - 1} "

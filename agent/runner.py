@@ -183,9 +183,11 @@ class Agent:
             return
         if self.config.enrolment.auto:
             # learning would record for half an hour and then fail to train, again every 10 minutes
-            detail, notice = ("enrolment needs PyTorch: pip install 'mouseguard[train]'",
+            from agent.enrolment import train_install_hint
+
+            detail, notice = (f"enrolment needs PyTorch: {train_install_hint()}",
                               "No model for you yet, and this installation cannot train one: "
-                              "install mouseguard[train], then run 'mouseguard enroll'.")
+                              f"run {train_install_hint()}, then 'mouseguard enroll'.")
         else:
             detail, notice = "run 'mouseguard enroll'", "No model for you yet: run 'mouseguard enroll'."
         self.mode, self.mode_detail = states.NOT_ENROLLED, detail
@@ -301,7 +303,7 @@ class Agent:
         """The re-enrolment to run when the cohort folder's members differ from the model's
         (someone joined, left or republished), else None."""
         from agent import cohort
-        from agent.enrolment import training_available
+        from agent.enrolment import train_install_hint, training_available
 
         training = self.model.manifest.get("training") or {}
         if training.get("dataset") != "enrolment":
@@ -318,7 +320,7 @@ class Agent:
         self._cohort_tried = present
         if not training_available():
             self._say_once("the cohort folder has changed, but refitting the model needs PyTorch "
-                           "(pip install 'mouseguard[train]'); keeping the current model")
+                           f"({train_install_hint()}); keeping the current model")
             return None
         files = refit_sources(training, self.recordings_dir / self.user)
         if not files:
