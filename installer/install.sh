@@ -17,13 +17,13 @@
 #   -h, --help        this text
 #
 # Environment:
-#   MOUSEGUARD_VENV        venv location (default ~/.local/share/mouseguard/venv)
-#   MOUSEGUARD_BIN_DIR     where the `mouseguard` link goes (default ~/.local/bin)
-#   MOUSEGUARD_TORCH_SPEC  pip arguments for torch instead of the CPU index, split on spaces, e.g.
-#                          "torch==2.13.0" (plain PyPI) or "torch --index-url https://mirror/whl/cpu"
+#   MOUSEGUARD_VENV         venv location (default ~/.local/share/mouseguard/venv)
+#   MOUSEGUARD_BIN_DIR      where the `mouseguard` link goes (default ~/.local/bin)
+#   MOUSEGUARD_TORCH_SPEC   the torch requirement, pip words split on spaces (default "torch")
+#   MOUSEGUARD_TORCH_INDEX  index added to pip's configured ones for the CPU-only wheel (default
+#                           https://download.pytorch.org/whl/cpu; "" for none); the same two
+#                           variables as installer/dev-env (installer/torch-source.sh)
 set -euo pipefail
-
-CPU_INDEX="https://download.pytorch.org/whl/cpu"
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'mouseguard install: warning: %s\n' "$*" >&2; }
@@ -36,6 +36,12 @@ run() {
 }
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
+[ -f "$script_dir/torch-source.sh" ] || {
+    printf 'mouseguard install: run install.sh from mouseguard source folder (installer/torch-source.sh is missing)\n' >&2
+    exit 1
+}
+# shellcheck source=installer/torch-source.sh
+. "$script_dir/torch-source.sh"
 source_spec=""
 use_pipx=0
 train=1
@@ -79,12 +85,6 @@ else
     esac
 fi
 
-if [ -n "${MOUSEGUARD_TORCH_SPEC:-}" ]; then
-    read -r -a torch_args <<<"$MOUSEGUARD_TORCH_SPEC"
-else
-    torch_args=(torch --index-url "$CPU_INDEX")
-fi
-
 # ------------------------------------------------------------------------------- preflight
 command -v "$python" >/dev/null 2>&1 || die "$python not found; install Python 3.10 or newer, or pass --python"
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
@@ -101,6 +101,10 @@ if [ "$(uname -s)" = Linux ]; then
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+torch_args=()
+if [ "$train" -eq 1 ]; then
+    torch_pip_args "$python" torch  # the CPU index added to the configured one, if it answers
+fi
 
 if [ "$use_pipx" -eq 1 ] && ! command -v pipx >/dev/null 2>&1; then
     warn "--pipx given but pipx is not on PATH; using a plain venv instead"
