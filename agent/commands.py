@@ -206,6 +206,7 @@ def run_agent(args) -> int:
     from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
     from agent.control import ControlError, ControlServer
+    from agent.control import available as channel_available
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
     from agent.paths import control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
@@ -244,7 +245,8 @@ def run_agent(args) -> int:
         tray = None
         if config.agent.tray:
             try:
-                tray = PystrayTray(callbacks, pause_minutes=config.agent.pause_minutes)
+                tray = PystrayTray(callbacks,  # the menu's pause is the one the cap lets through
+                                   pause_minutes=min(config.agent.pause_minutes, config.agent.max_pause_minutes))
             except TrayUnavailable as exc:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
@@ -265,6 +267,9 @@ def run_agent(args) -> int:
 
         def on_ready():
             agent.start()
+            if not channel_available():
+                log.info("no 'mouseguard pause/resume/stop' channel on this platform yet: the tray menu does it")
+                return
             try:
                 channel.start()
             except ControlError as exc:  # the agent protects all the same; only the commands are lost

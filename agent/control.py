@@ -57,6 +57,11 @@ def _unsupported() -> bool:
     return sys.platform == "win32" or not hasattr(socket, "AF_UNIX")
 
 
+def available() -> bool:
+    """Whether this platform has the channel (not Windows yet)."""
+    return not _unsupported()
+
+
 def _check_path(path: Path) -> None:
     if len(os.fsencode(path)) > MAX_PATH_BYTES:
         raise ControlError(f"the control socket path {path} is longer than a Unix socket allows "
