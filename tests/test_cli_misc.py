@@ -100,7 +100,7 @@ def test_bad_config_is_one_line(tmp_path, toml, fragment, synth_model):
     ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, "Wayland gives applications no global mouse hook"),
     ({"DISPLAY": ":97", "XDG_SESSION_TYPE": "x11"}, "cannot connect to the X display ':97'"),
 ])
-@pytest.mark.parametrize("command", [["run", "--no-tray"], ["record", "--out", "r.csv"], ["enroll", "--minutes", "1"]])
+@pytest.mark.parametrize("command", [["run", "--no-tray"], ["record", "--out", "r.csv"], ["enroll", "--minutes", "5"]])
 def test_watching_commands_refuse_at_once_what_they_cannot_watch(tmp_path, env, says, command):
     # before: run sat "not protecting", record and enroll said it in pynput's words (a tuple's repr)
     proc = mg(*command, env={**env, "MOUSEGUARD_HOME": str(tmp_path)})
