@@ -232,16 +232,10 @@ def run_agent(args) -> int:
     with InstanceLock(lock_file()):
         holder = {}
 
-        def from_tray(command, minutes=None):
-            # the same one door as `mouseguard pause|resume|stop`, caps included
-            done, message = holder["agent"].control(command, minutes, by="from the tray menu")
-            if not done:
-                holder["agent"].tray.notify(f"mouseguard: {command} refused", message)
-
-        callbacks = TrayCallbacks(pause=lambda seconds: from_tray("pause", seconds / 60),
-                                  resume=lambda: from_tray("resume"),
+        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].from_tray("pause", seconds / 60),
+                                  resume=lambda: holder["agent"].from_tray("resume"),
                                   open_logs=lambda: open_folder(log_dir()),
-                                  quit=lambda: from_tray("stop"))
+                                  quit=lambda: holder["agent"].from_tray("stop"))
         tray = None
         if config.agent.tray:
             try:

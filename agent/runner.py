@@ -478,6 +478,13 @@ class Agent:
                 return True, "mouseguard stops"
             return False, f"unknown request {command!r}"
 
+    def from_tray(self, command: str, minutes: float | None = None) -> None:
+        """A tray menu entry: the same door as the commands, caps included; a refusal is shown,
+        since a menu click has no terminal to answer on."""
+        done, message = self.control(command, minutes, by="from the tray menu")
+        if not done:
+            self.tray.notify(f"mouseguard: {command} refused", message)
+
     def _pause_request(self, minutes, by: str) -> tuple[bool, str]:
         cfg = self.config.agent
         limit = cfg.max_pause_minutes

@@ -166,6 +166,21 @@ def test_pauses_are_capped_in_length_and_number(live_agent):
     assert not again.control("pause", 1)[0]
 
 
+def test_the_tray_menu_goes_through_the_same_caps(live_agent):
+    agent, tray = live_agent(max_pause_minutes=10, pauses_per_day=1)
+    agent.from_tray("pause", 15)  # a menu built for a longer pause than the cap: refused, and said
+    assert tray.state == states.PROTECTED
+    assert tray.notifications[-1] == ("mouseguard: pause refused",
+                                      "a pause lasts more than 0 and at most 10 minutes (agent.max_pause_minutes)")
+    agent.from_tray("pause", 10)
+    assert tray.state == states.PAUSED
+    agent.from_tray("resume")
+    agent.from_tray("pause", 10)
+    assert tray.state == states.PROTECTED and "no pause left today" in tray.notifications[-1][1]
+    agent.from_tray("stop")
+    assert tray.stopped.is_set() and agent.stop_reason == "stopped from the tray menu"
+
+
 def mg(*args, env, timeout=60):
     return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
