@@ -12,6 +12,8 @@
 #   --pipx            install with pipx instead of a plain venv (if pipx is on PATH)
 #   --no-train        runtime only: no torch/onnx/scikit-learn (enrolment then needs a model made elsewhere)
 #   --no-autostart    do not start mouseguard at login
+#   --tray-menu       let the venv see the system's PyGObject, so the tray icon gets its menu
+#                     (AppIndicator; Debian/Ubuntu: sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1)
 #   --python PY       interpreter to build the venv with (default: $MOUSEGUARD_PYTHON or python3; >= 3.10)
 #   --dry-run         print what would be run, change nothing
 #   -h, --help        this text
@@ -46,6 +48,7 @@ source_spec=""
 use_pipx=0
 train=1
 autostart=1
+tray_menu=0
 DRY_RUN=0
 python=${MOUSEGUARD_PYTHON:-python3}
 
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
         --pipx) use_pipx=1 ;;
         --no-train) train=0 ;;
         --no-autostart) autostart=0 ;;
+        --tray-menu) tray_menu=1 ;;
         --python) [ $# -ge 2 ] || die "--python needs an interpreter"; python=$2; shift ;;
         --python=*) python=${1#--python=} ;;
         --dry-run) DRY_RUN=1 ;;
@@ -134,8 +138,24 @@ else
         run mkdir -p "$(dirname "$venv")"
         run chmod 700 "$(dirname "$venv")"
     fi
+    venv_args=()
+    if [ "$tray_menu" -eq 1 ]; then
+        # pystray's AppIndicator backend needs PyGObject and the typelib, which come from the
+        # distribution (PyGObject from pip compiles against GObject's headers): the venv sees them.
+        if "$python" -c 'import gi, sys
+for name in ("AyatanaAppIndicator3", "AppIndicator3"):
+    try:
+        gi.require_version(name, "0.1"); sys.exit(0)
+    except ValueError:
+        pass
+sys.exit(1)' 2>/dev/null; then
+            venv_args=(--system-site-packages)
+        else
+            warn "--tray-menu: $python has no PyGObject with an AppIndicator typelib (Debian/Ubuntu: sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1); going on without: the tray icon will have no menu, use mouseguard pause|resume|stop"
+        fi
+    fi
     say "Creating the venv $venv"
-    run "$python" -m venv "$venv" || die "could not create a venv with $python (Debian/Ubuntu: sudo apt install python3-venv)"
+    run "$python" -m venv ${venv_args[@]+"${venv_args[@]}"} "$venv" || die "could not create a venv with $python (Debian/Ubuntu: sudo apt install python3-venv)"
     agent_python="$venv/bin/python"
     run "$agent_python" -m pip install --quiet --upgrade pip
     if [ "$train" -eq 1 ]; then

@@ -109,3 +109,29 @@ def test_dev_env_reads_the_same_variables(tmp_path, torch_index):
     assert run(MOUSEGUARD_TORCH_INDEX="", MOUSEGUARD_TORCH_SPEC="torch==2.12.0") == ["torch==2.12.0"]
     dev_env = (ROOT / "installer" / "dev-env").read_text()
     assert ". \"$root/installer/torch-source.sh\"" in dev_env and 'torch_pip_args "$venv/bin/python"' in dev_env
+
+
+def test_tray_menu_lets_the_venv_see_the_systems_pygobject(tmp_path):
+    # PyGObject cannot be installed here: a stand-in `gi` that knows the AppIndicator namespace
+    # is what the check asks of the interpreter
+    fake = tmp_path / "site"
+    (fake / "gi").mkdir(parents=True)
+    (fake / "gi" / "__init__.py").write_text(
+        "def require_version(name, version):\n"
+        "    if name != 'AyatanaAppIndicator3':\n"
+        "        raise ValueError(name)\n")
+    with_gi = dry_run(tmp_path, MOUSEGUARD_TORCH_INDEX="", PYTHONPATH=str(fake))
+    plain = next(line for line in with_gi.stdout.splitlines() if " -m venv " in line)
+    assert "--system-site-packages" not in plain  # only when asked
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "MOUSEGUARD_PYTHON": sys.executable,
+           "MOUSEGUARD_VENV": str(tmp_path / "venv"), "MOUSEGUARD_BIN_DIR": str(tmp_path / "bin"),
+           "MOUSEGUARD_TORCH_INDEX": ""}
+    args = ["bash", str(ROOT / "installer" / "install.sh"), "--dry-run", "--no-autostart", "--tray-menu"]
+    asked = subprocess.run(args, env={**env, "PYTHONPATH": str(fake)}, capture_output=True, text=True, timeout=120)
+    venv_line = next(line for line in asked.stdout.splitlines() if " -m venv " in line)
+    assert venv_line.endswith(f"-m venv --system-site-packages {tmp_path / 'venv'}") and asked.stderr == ""
+    missing = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    assert "--tray-menu:" in missing.stderr and "gir1.2-ayatanaappindicator3-0.1" in missing.stderr
+    assert next(line for line in missing.stdout.splitlines() if " -m venv " in line).endswith(
+        f"-m venv {tmp_path / 'venv'}")
