@@ -211,7 +211,9 @@ class Agent:
             self._trial_saving(self.trial.adopt, trials.model_id(model))
             return
         path = Path(self.status_path).parent / f"trial-{self.user}.json"
-        self.trial = trials.Trial(path, self.config.agent.trial_hours, trials.model_id(model))
+        age = trials.model_age_days(model)
+        self.trial = trials.Trial(path, self.config.agent.trial_hours, trials.model_id(model),
+                                  settled=age is not None and age > trials.SETTLED_DAYS)
         if self.trial.running:
             log.warning("trial: alert only (no lock) for %.1f more hours of active use, then locking",
                         self.trial.hours_left)

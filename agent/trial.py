@@ -28,6 +28,9 @@ MAX_GAP_SECONDS = 30.0
 SAVE_EVERY_SECONDS = 60.0
 #: How many would-be locks the summary lists one by one.
 SUMMARY_LISTED = 5
+#: A model older than this with no trial on record has been locking already (enrolled before
+#: trials existed): starting one now would quietly weaken protection that was in place.
+SETTLED_DAYS = 7
 
 
 def model_id(model) -> str:
@@ -42,8 +45,23 @@ def applies_to(model) -> bool:
     return isinstance(training, dict) and training.get("dataset") == "enrolment"
 
 
+def model_age_days(model, now: float | None = None) -> float | None:
+    """Days since the manifest's ``created``; None when it does not say."""
+    import datetime
+
+    try:
+        created = datetime.datetime.fromisoformat(str(model.manifest.get("created")))
+    except ValueError:
+        return None
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=datetime.timezone.utc)
+    return ((time.time() if now is None else now) - created.timestamp()) / 86400
+
+
 class Trial:
-    def __init__(self, path: str | Path, hours: float, model: str, clock=time.time):
+    def __init__(self, path: str | Path, hours: float, model: str, clock=time.time, settled: bool = False):
+        """``settled``: the model has been in use for long (``SETTLED_DAYS``); without a trial on
+        record for it, none starts."""
         self.path = Path(path)
         self.hours = float(hours)
         self.clock = clock
@@ -53,7 +71,10 @@ class Trial:
         self.over = self.hours <= 0
         self._last_t: float | None = None
         self._saved = float("-inf")
+        self.found = False  # a record of this model's trial was read
         self._load()
+        if settled and not self.found:
+            self.over = True
 
     def _load(self) -> None:
         try:
@@ -62,6 +83,7 @@ class Trial:
             return  # none yet (or damaged): the trial starts now
         if not isinstance(record, dict) or record.get("model") != self.model:
             return  # another model's trial: a new enrolment starts a new one
+        self.found = True
         active = record.get("active_seconds")
         if isinstance(active, (int, float)) and active >= 0:
             self.active_seconds = float(active)

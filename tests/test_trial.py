@@ -91,6 +91,21 @@ def test_trial_progress_survives_a_restart_and_a_new_enrolment_restarts_it(tmp_p
     assert Trial(path, hours=1, model="aaa").active_seconds == pytest.approx(595 + 30)
     assert Trial(path, hours=1, model="bbb").active_seconds == 0  # another model: a new trial
     assert Trial(path, hours=0, model="aaa").running is False  # trial_hours = 0: lock from the start
+    # a model in use for weeks, enrolled before trials existed, does not start one on upgrading
+    assert Trial(tmp_path / "none.json", hours=8, model="old", settled=True).running is False
+    assert Trial(path, hours=1, model="aaa", settled=True).running is True  # its own trial goes on
+
+
+def test_model_age_from_the_manifest():
+    from types import SimpleNamespace
+
+    from agent.trial import model_age_days
+
+    model = SimpleNamespace(manifest={"created": "2026-12-01T00:00:00+00:00"})
+    import calendar
+
+    assert model_age_days(model, now=calendar.timegm((2026, 12, 11, 0, 0, 0))) == pytest.approx(10)
+    assert model_age_days(SimpleNamespace(manifest={})) is None
 
 
 def test_models_not_from_enrolment_lock_at_once(run_agent, synth_model, xserver):
