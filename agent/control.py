@@ -210,7 +210,7 @@ def request(command: str, path: str | os.PathLike | None = None, timeout: float 
         try:
             sock.connect(os.fspath(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            raise NotRunning(f"mouseguard is not running (no agent answers at {path})") from None
+            raise NotRunning(f"not running (no agent answers at {path})") from None
         except PermissionError:
             raise ControlError(f"{path}: permission denied (the agent there is not yours)") from None
         except TimeoutError:
