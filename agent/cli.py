@@ -107,6 +107,17 @@ _seed = _whole(0, 2**32 - 1)
 _tilings = _whole(1, 128)
 
 
+def _minutes(text: str) -> float:
+    """An argparse type: a number of minutes greater than 0 (the agent applies its own cap)."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = -1.0
+    if not 0 < x < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of minutes greater than 0, got {text!r}")
+    return x
+
+
 def _share(text: str) -> float:
     """A share from 0 to 1 (noise augmentation: ±N on the block's features, the paper used 0.2;
     self-contrast: the share of negatives made from the owner's own movement)."""
@@ -163,11 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the live agent, the movement left over at the end is scored too (repeated "
                                    "to fill a block): all of it in a file shorter than one block, else when it "
                                    "is at least half a block. A file without movement gets an empty score.")
-    p.add_argument("--model", required=True, help="model directory (model.onnx + manifest.json)")
-    p.add_argument("files", nargs="+", metavar="FILE", help="recordings (project CSV[.gz], Balabit or SapiMouse)")
+    p.add_argument("--model", help="model directory (model.onnx + manifest.json; default: the enrolled user's)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="recordings (mouseguard CSV[.gz], Balabit, SapiMouse or mAuth)")
 
     p = sub.add_parser("replay", help="feed a recording through the agent's pipeline and print its decisions")
-    p.add_argument("file", metavar="FILE", help="a recording (project CSV[.gz], Balabit or SapiMouse)")
+    p.add_argument("file", metavar="FILE", help="a recording (mouseguard CSV[.gz], Balabit, SapiMouse or mAuth)")
     p.add_argument("--model", help="model directory (default: the enrolled user's model)")
     p.add_argument("--speed", type=float, help="1 = real time, 10 = ten times faster (default: as fast as possible)")
 
@@ -181,9 +193,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enrol from these recordings instead of recording now")
     p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
 
-    sub.add_parser("status", help="what the running agent is doing (or that it is not running)")
+    from agent.status import EXIT_CODES
 
-    p = sub.add_parser("autostart", help="start the agent at login: enable, disable or show")
+    p = sub.add_parser("status", help="what the running agent is doing (or that it is not running)",
+                       description="What the running agent is doing, or why it is not running, and where its "
+                                   "log is. The exit code says it to scripts.",
+                       epilog="exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+                              + "; 2 bad arguments")
+    p.add_argument("--json", action="store_true", help="print the status as JSON (same exit codes)")
+
+    p = sub.add_parser("pause", help="pause protection for a while (capped: see agent.max_pause_minutes)",
+                       description="Ask the running agent to stop judging the mouse for MIN minutes (default "
+                                   "agent.pause_minutes). Pauses are capped in length (agent.max_pause_minutes) and "
+                                   "in number per day (agent.pauses_per_day). Exit 0 paused, 1 refused, 3 no agent.")
+    p.add_argument("minutes", nargs="?", type=_minutes, metavar="MIN", help="minutes to pause")
+    sub.add_parser("resume", help="end a pause now",
+                   description="Ask the running agent to protect again at once. Exit 0 resumed, 1 not paused, "
+                               "3 no agent.")
+    sub.add_parser("stop", help="stop the running agent",
+                   description="Ask the running agent to end (over its private channel: no kill needed), and "
+                               "wait until it has. 'mouseguard status' then says who stopped it. Exit 0 stopped, "
+                               "3 no agent.")
+
+    p = sub.add_parser("history", help="recent decisions, locks and pauses, from the agent's log",
+                       description="What the agent decided and was told to do, oldest first: state changes, "
+                                   "locks and alerts, pauses, starts and refusals to start. Read from its log "
+                                   "(see 'mouseguard status' for where it is).")
+    p.add_argument("--limit", type=_whole(1, 1_000_000), default=30, help="show the last N events (default 30)")
+    p.add_argument("--json", action="store_true", help="print the events as JSON")
+
+    p = sub.add_parser("autostart", help="start the agent at login: enable, disable, or status (is it on?)")
     p.add_argument("action", choices=["enable", "disable", "status"])
 
     p = sub.add_parser("forget", help="erase your models, recordings, enrolment record, logs and status")
@@ -198,16 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short smoke run of every benchmark (CI)")
 
     _add_train(sub)
+    _describe_from_help(parser)
     return parser
+
+
+def _describe_from_help(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's ``--help`` opens with its one-line help where it has no description of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if sub.description is None and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe_from_help(sub)
 
 
 def _dispatch(args) -> int:
     if args.command in ("train", "bench"):
-        from agent.enrolment import training_available
+        from agent.enrolment import train_install_hint, training_available
 
         if not training_available():
             raise MouseguardError(
-                f"'mouseguard {args.command}' needs PyTorch: pip install 'mouseguard[train]' "
+                f"'mouseguard {args.command}' needs PyTorch: {train_install_hint()} "
                 "(CPU-only wheel: see README, 'Install')"
             )
         if args.command == "bench":

@@ -23,7 +23,9 @@ def score(args) -> int:
     from agent.model_inputs import extract_all
     from agent.scorer import Scorer
 
-    model = load_model_dir(args.model)
+    from agent.config import load_config
+
+    model = load_model_dir(resolve_model(args.model, load_config(write_defaults=False)))
     scorer = Scorer(model)
     out = csv.writer(sys.stdout, lineterminator="\n")
     # Read every file before printing anything: a bad file fails the command, not row 3.
@@ -72,14 +74,85 @@ def resolve_model(explicit: str | None, config) -> str:
 
 
 def status(args) -> int:
+    """What the running agent does; the exit code says it to scripts (``status.EXIT_CODES``)."""
+    import json
     import time
 
-    from agent.paths import status_file
-    from agent.status import format_status, read_status
+    from agent.logs import LOG_FILE_NAME
+    from agent.paths import log_dir, status_file
+    from agent.status import EXIT_NOT_RUNNING, assess, read_status
 
-    print(format_status(read_status(status_file()), time.time()))
-    for line in policy_lines():
-        print(line)
+    path = status_file()
+    found = read_status(path)
+    code, text = assess(found, time.time())
+    logfile = log_dir() / LOG_FILE_NAME
+    if getattr(args, "json", False):
+        print(json.dumps({"running": code != EXIT_NOT_RUNNING, "exit_code": code,
+                          "summary": text.splitlines()[0], "text": text,
+                          "status": found if found and "unreadable" not in found else None,
+                          "status_file": str(path), "log": str(logfile)}, indent=2))
+    else:
+        print(text)
+        print(f"  log: {logfile}")
+        for line in policy_lines():
+            print(line)
+    return code
+
+
+def control(args) -> int:
+    """``mouseguard pause [MIN] | resume | stop``: ask the running agent over its private channel.
+
+    Exit 0 when it was done, 1 when the agent refused (no pause left today, too long, not
+    paused), 3 when no agent runs (as ``status``)."""
+    from agent.control import NotRunning, request
+    from agent.status import EXIT_NOT_RUNNING
+
+    fields = {"minutes": args.minutes} if args.command == "pause" and args.minutes is not None else {}
+    try:
+        done, message = request(args.command, **fields)
+    except NotRunning as exc:
+        print(f"mouseguard: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if not done:
+        print(f"mouseguard: {args.command} refused: {message}", file=sys.stderr)
+        return 1
+    if args.command == "stop":
+        message = _wait_for_the_end() or message
+    print(message)
+    return 0
+
+
+def _wait_for_the_end(timeout: float = 15.0) -> str:
+    """After ``stop``: wait until the agent has let go of its instance lock."""
+    import time
+
+    from agent.instance import running_pid
+    from agent.paths import lock_file
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(lock_file()) is None:
+            return "mouseguard stopped"
+        time.sleep(0.1)
+    return f"mouseguard was asked to stop and has not yet after {timeout:g} s"
+
+
+def history(args) -> int:
+    """Recent decisions, locks and pauses, read from the agent's log."""
+    import dataclasses
+    import json
+
+    from agent.history import format_history, read_history
+    from agent.logs import LOG_FILE_NAME
+    from agent.paths import log_dir
+
+    events = read_history(log_dir(), args.limit)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(e) for e in events], indent=2))
+    elif events:
+        print(format_history(events))
+    else:
+        print(f"no history yet (the agent's log {log_dir() / LOG_FILE_NAME} holds no decision)")
     return 0
 
 
@@ -181,23 +254,31 @@ def run_agent(args) -> int:
     from agent import fleet_events
     from agent.capture import check_display
     from agent.config import apply_overrides, effective_model_dir, effective_user, load_config
+    from agent.control import ControlError, ControlServer
+    from agent.control import available as channel_available
     from agent.forwarding import destinations
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
-    from agent.paths import ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.paths import control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
     from agent.policy import enforce, load_policy
     from agent.responses import platform_locker
     from agent.responses.actor import Actor
     from agent.runner import Agent
     from agent.tray import HeadlessTray, PystrayTray, TrayCallbacks, TrayUnavailable, open_folder
 
-    check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
-    config = apply_overrides(load_config(), action=args.action, model=args.model,
-                             tray=False if args.no_tray else None)
-    policy = load_policy()  # after the flags: a locked key is locked for --action too
-    config, policy_notes = enforce(config, policy)
-    if args.model:  # a model named on the command line must be one; a typo would start learning
-        load_model_dir(args.model)
+    try:
+        check_display()  # Wayland, no display: say so and stop, as README promises, not sit unprotected
+        config = apply_overrides(load_config(), action=args.action, model=args.model,
+                                 tray=False if args.no_tray else None)
+        policy = load_policy()  # after the flags: a locked key is locked for --action too
+        config, policy_notes = enforce(config, policy)
+        if args.model:  # a model named on the command line must be one; a typo would start learning
+            load_model_dir(args.model)
+    except MouseguardError as exc:
+        from agent.refusal import report_refusal
+
+        report_refusal(str(exc))  # autostarted, nobody reads stderr: log, status file, notification
+        raise
     logfile = setup_logging(ensure(log_dir()), config.logging.level)
     log = logging.getLogger("mouseguard.agent")
     for line in policy.describe():
@@ -211,14 +292,16 @@ def run_agent(args) -> int:
         except ValueError as exc:  # a CA file that is not there, no local syslog socket on this OS
             raise MouseguardError(f"[forwarding]: {exc}") from None
         holder = {}
-        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].pause(seconds),
-                                  resume=lambda: holder["agent"].resume(),
+
+        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].from_tray("pause", seconds / 60),
+                                  resume=lambda: holder["agent"].from_tray("resume"),
                                   open_logs=lambda: open_folder(log_dir()),
-                                  quit=lambda: holder["agent"].stop())
+                                  quit=lambda: holder["agent"].from_tray("stop"))
         tray = None
         if config.agent.tray:
             try:
-                tray = PystrayTray(callbacks, pause_minutes=config.agent.pause_minutes)
+                tray = PystrayTray(callbacks,  # the menu's pause is the one the cap lets through
+                                   pause_minutes=min(config.agent.pause_minutes, config.agent.max_pause_minutes))
             except TrayUnavailable as exc:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
@@ -230,13 +313,34 @@ def run_agent(args) -> int:
                                         user=user, status_path=status_file(), recordings_dir=recordings_dir(),
                                         enrolment_record=None if config.agent.model else record_path(user))
         agent.policy_locked = frozenset(policy.locked)
-        signal.signal(signal.SIGTERM, lambda *_: tray.stop())
+
+        def on_sigterm(*_):
+            agent.stop_reason = agent.stop_reason or "ended by SIGTERM (logout, shutdown or kill)"
+            tray.stop()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        agent.logfile = str(logfile)
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
+        channel = ControlServer(control_socket(), lambda request: agent.control(
+            request["command"], request.get("minutes"), by="with `mouseguard " + request["command"] + "`"))
+
+        def on_ready():
+            agent.start()
+            if not channel_available():
+                log.info("no 'mouseguard pause/resume/stop' channel on this platform yet: the tray menu does it")
+                return
+            try:
+                channel.start()
+            except ControlError as exc:  # the agent protects all the same; only the commands are lost
+                log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
+                agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
+
         try:
-            tray.run(agent.start)
+            tray.run(on_ready)
         except KeyboardInterrupt:
-            pass
+            agent.stop_reason = agent.stop_reason or "interrupted (Ctrl-C)"
         finally:
+            channel.stop()
             agent.stop()
             tray.stop()
             tray.close()
@@ -262,10 +366,19 @@ def record_cmd(args) -> int:
         print(f"\rrecording {wall / 60:5.1f}{limit} min, {active / 60:5.1f} min of movement, {events} events "
               f"(Ctrl-C to stop)", end="", file=sys.stderr, flush=True)
 
-    events = record(args.out, wall_minutes=args.minutes, progress=progress)
+    # A line rewritten in place is for a terminal; into a file or pipe it would be hundreds of lines.
+    tty = sys.stderr.isatty()
+    said = []
+
+    def started(*_):  # once, when the hook runs: what a log (and a script waiting on it) needs
+        if not said:
+            said.append(True)
+            print(f"recording into {args.out} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    events = record(args.out, wall_minutes=args.minutes, progress=progress if tty else started)
     if len(events) == 0:
         raise MouseguardError("nothing was recorded (no mouse input reached the hook); no file written")
-    print(f"\n{len(events)} events written to {args.out}", file=sys.stderr)
+    print(f"{chr(10) if tty else ''}{len(events)} events written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -292,7 +405,8 @@ def enroll(args) -> int:
 
 
 HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo,
-            "enroll": enroll, "status": status, "autostart": autostart, "forget": forget}
+            "enroll": enroll, "status": status, "history": history,
+            "pause": control, "resume": control, "stop": control, "autostart": autostart, "forget": forget}
 
 
 def run(args) -> int:

@@ -56,7 +56,10 @@ class AgentConfig:
     model: str = ""
     pause_minutes: int = 15
     pause_allowed: bool = True
+    max_pause_minutes: int = 60
+    pauses_per_day: int = 4
     grace_seconds: int = 60
+    trial_hours: float = 8.0
     tray: bool = True
 
 
@@ -159,9 +162,22 @@ _KEYS: tuple[_Key, ...] = (
     ),
     _Key(
         "agent", "pause_minutes", int, "a whole number of minutes from 1 to 480",
-        'How long "Pause" in the tray menu suspends protection, in minutes (1..480).\n'
+        'How long "Pause" in the tray menu (and `mouseguard pause` without a length)\n'
+        "suspends protection, in minutes (1..480; at most agent.max_pause_minutes).\n"
         "Protection resumes on its own afterwards.",
         check=lambda v: 1 <= v <= 480,
+    ),
+    _Key(
+        "agent", "max_pause_minutes", int, "a whole number of minutes from 1 to 480",
+        "The longest pause anyone at the mouse may ask for, in minutes (1..480): a pause\n"
+        "switches protection off.",
+        check=lambda v: 1 <= v <= 480,
+    ),
+    _Key(
+        "agent", "pauses_per_day", int, "a whole number from 0 to 50",
+        "How many pauses a day may take (0..50; 0: no pausing). Counted per calendar day,\n"
+        "across restarts of the agent.",
+        check=lambda v: 0 <= v <= 50,
     ),
     _Key(
         "agent", "pause_allowed", bool, "true or false",
@@ -173,6 +189,14 @@ _KEYS: tuple[_Key, ...] = (
         f"After a lock, how long no new decision is taken, in seconds (0..{MAX_GRACE_SECONDS}): the\n"
         "owner's first movements after unlocking are often unlike their usual ones.",
         check=lambda v: 0 <= v <= MAX_GRACE_SECONDS,
+    ),
+    _Key(
+        "agent", "trial_hours", float, "a number of hours from 0 to 168",
+        "After enrolment, mouseguard only alerts (never locks) for this many hours of\n"
+        "active mouse use, then reports what it would have locked and starts locking\n"
+        "(0..168; 0: lock from the start). Models not made by enrolment lock at once.",
+        check=lambda v: 0.0 <= v <= 168.0,
+        whole_as_int=True,
     ),
     _Key(
         "agent", "tray", bool, "true or false",

@@ -60,6 +60,19 @@ def read_recordings(files: list) -> list:
     return recordings
 
 
+#: PyTorch's own index of CPU-only wheels (PyPI's Linux torch brings gigabytes of CUDA).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: The fewest minutes of movement worth recording for an enrolment: fewer cannot give the
+#: MIN_BLOCKS genuine blocks (about 3-4 s of movement each) a model is trained and calibrated on.
+MIN_ENROL_MINUTES = 5.0
+
+
+def train_install_hint() -> str:
+    """The command that adds the ``[train]`` extra to *this* installation: its own Python's pip
+    (the private venv of installer/install.sh), not whichever ``pip`` comes first on PATH."""
+    return f"{sys.executable} -m pip install --extra-index-url {TORCH_CPU_INDEX} 'mouseguard[train]'"
+
+
 def training_available() -> bool:
     """Whether the ``[train]`` extra's PyTorch is installed — looked up, not imported: agent/
     never imports torch."""
@@ -70,8 +83,49 @@ def require_training() -> None:
     """Refuse at once when a model cannot be trained here, before any recording or reading
     that would only end in that error (a runtime-only install has no torch)."""
     if not training_available():
-        raise MouseguardError("training a model needs PyTorch: pip install 'mouseguard[train]' "
+        raise MouseguardError(f"training a model needs PyTorch: {train_install_hint()} "
                               "(see README, 'Install'); 'mouseguard record' records without it")
+
+
+def check_minutes(minutes: float, named: str, recordings: Path) -> None:
+    """Refuse, before recording, a length that cannot make a model even with the recordings
+    already kept (``--minutes 0.2`` used to record, then fail for too little movement)."""
+    if not minutes > 0:
+        raise MouseguardError(f"{named} must be positive")
+    from agent.recorder import active_seconds
+
+    kept = 0.0
+    for f in sorted(recordings.glob("*.csv*")) if recordings.is_dir() else []:
+        try:
+            kept += active_seconds(read_recording(f)["t"]) / 60
+        except MouseguardError:
+            continue  # a damaged file is reported when enrolment reads it
+    if minutes + kept < MIN_ENROL_MINUTES:
+        have = f" ({kept:.1f} min kept from earlier recordings)" if kept else ""
+        raise MouseguardError(f"{named} {minutes:g}: an enrolment needs at least {MIN_ENROL_MINUTES:g} minutes of "
+                              f"movement{have}; give {max(0.1, MIN_ENROL_MINUTES - kept):.1f} or more")
+
+
+def training_log(stream=None):
+    """The enrolment's progress lines: on a terminal the epochs share one line rewritten in
+    place; into a file or pipe only the last epoch is written, not one line per epoch."""
+    import re
+
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    epoch = re.compile(r"^epoch (\d+)/(\d+):")
+
+    def log(message: str) -> None:
+        found = epoch.match(message)
+        if found is None:
+            print(message, file=stream, flush=True)
+            return
+        last = found.group(1) == found.group(2)
+        if tty:
+            print("\r" + message, end="\n" if last else "", file=stream, flush=True)
+        elif last:
+            print(message, file=stream, flush=True)
+    return log
 
 
 def _warn(message: str) -> None:
@@ -157,7 +211,7 @@ def train_from(recordings: list, files: list, user: str, config, epochs: int = 1
     with_cohort = {} if cohort is None else {"cohort": cohort}  # no cohort folder: enrol as before it existed
     return enrol(recordings, user, out, cfg=FitConfig(epochs=epochs),
                  false_locks_per_8h=config.enrolment.false_locks_per_8h, sources=files,
-                 log=lambda m: print(m, file=sys.stderr, flush=True), **with_cohort)
+                 log=training_log(), **with_cohort)
 
 
 def enroll_cmd(args) -> int:
@@ -173,8 +227,8 @@ def enroll_cmd(args) -> int:
         recordings = read_recordings(files)  # a bad file fails before anything is trained
     else:
         minutes = args.minutes or config.enrolment.minutes
-        if not minutes > 0:
-            raise MouseguardError("--minutes must be positive")
+        check_minutes(minutes, "--minutes" if args.minutes else f"enrolment.minutes in {config.source or 'the config'}",
+                      user_recordings_dir(user))
         from agent.capture import check_display
         from agent.recorder import record
 
@@ -182,8 +236,10 @@ def enroll_cmd(args) -> int:
         path = new_recording_path(user_recordings_dir(user))
         print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
               f"movement into {path}.", file=sys.stderr)
-        record(path, active_minutes=minutes, progress=_progress_line(minutes))
-        print(file=sys.stderr)
+        tty = sys.stderr.isatty()  # a line rewritten in place is for a terminal, not a log file
+        record(path, active_minutes=minutes, progress=_progress_line(minutes) if tty else None)
+        if tty:
+            print(file=sys.stderr)
         files = sorted(str(p) for p in user_recordings_dir(user).glob("*.csv*"))
         if not files:
             raise MouseguardError("nothing was recorded")

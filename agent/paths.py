@@ -31,6 +31,7 @@ HOME_ENV = "MOUSEGUARD_HOME"
 CONFIG_FILE_NAME = "config.toml"
 STATUS_FILE_NAME = "status.json"
 LOCK_FILE_NAME = "agent.lock"
+CONTROL_SOCKET_NAME = "control.sock"
 
 
 def _home(env: Mapping[str, str] | None) -> Path | None:
@@ -111,6 +112,26 @@ def status_file(env: Mapping[str, str] | None = None) -> Path:
 
 def lock_file(env: Mapping[str, str] | None = None) -> Path:
     return state_dir(env) / LOCK_FILE_NAME
+
+
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the agent's control socket lives (``mouseguard pause|resume|stop``).
+
+    ``$XDG_RUNTIME_DIR/mouseguard``: logind makes that folder private to the user and empties it
+    at logout. Without it, the private state folder: platformdirs' own fallback,
+    ``/tmp/runtime-<uid>``, is a name another account could create first.
+    """
+    home = _home(env)
+    if home is not None:
+        return home / "run"
+    runtime = (os.environ if env is None else env).get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / APP_NAME
+    return state_dir(env)
+
+
+def control_socket(env: Mapping[str, str] | None = None) -> Path:
+    return runtime_dir(env) / CONTROL_SOCKET_NAME
 
 
 def all_dirs(env: Mapping[str, str] | None = None) -> dict[str, Path]:

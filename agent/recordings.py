@@ -70,6 +70,11 @@ MAUTH_PRESS = -1.0
 COORDINATE_LIMIT = 2**31
 
 
+#: Every header a recording may open with, for the message that refuses any other.
+_KNOWN_HEADERS = (f"{','.join(HEADER)!r} (mouseguard's recordings and SapiMouse), "
+                  f"{','.join(BALABIT_HEADER)!r} (Balabit) or {','.join(MAUTH_HEADER)!r} (mAuth)")
+
+
 class RecordingError(MouseguardError, ValueError):
     """A recording that cannot be read; the message names the file (and line)."""
 
@@ -113,7 +118,7 @@ def read_recording(path: str | os.PathLike, time_unit: str | None = None) -> np.
             rows = csv.reader(f)
             first = next(rows, None)
             if first is None:
-                raise RecordingError(f"{path}: empty file, expected a header line {','.join(HEADER)}")
+                raise RecordingError(f"{path}: empty file, expected a header line: {_KNOWN_HEADERS}")
             header, stated = _header(path, first)
             chunks, line = [], 2
             while body := list(itertools.islice(rows, CHUNK_ROWS)):
@@ -155,7 +160,7 @@ def _header(path: Path, row: list[str]) -> tuple[tuple[str, ...], str | None]:
         for unit in TIME_UNITS:
             if header[0] == f"{HEADER[0]} [{unit}]":
                 return HEADER, unit
-    raise RecordingError(f"{path}:1: unexpected header {','.join(header)!r}; expected {','.join(HEADER)!r} "
+    raise RecordingError(f"{path}:1: unexpected header {','.join(header)!r}; expected {_KNOWN_HEADERS} "
                          f"(times in seconds; '{HEADER[0]} [ms]' for milliseconds)")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -79,6 +80,15 @@ class Agent:
         self.hook_ok = False
         self._hook_was_down = False  # the hook failed after it had run (not: has not started yet)
         self.paused_until: float | None = None
+        #: Wall-clock end of the grace period after acting (no decision until then), or None.
+        self.grace_until: float | None = None
+        self.logfile = ""  # shown by `mouseguard status`
+        self.stop_reason = ""  # why the agent ended, once it has: "not running: why"
+        self.trial = None  # agent.trial.Trial while a model fresh from enrolment only alerts
+        from agent.pauses import FILE_NAME, PauseAllowance
+
+        self.pauses = PauseAllowance(Path(status_path).parent / FILE_NAME, config.agent.pauses_per_day)
+        self._control_lock = threading.Lock()
         self.consumer = None
         self.supervisor = None
         self.keyboard = None
@@ -95,12 +105,14 @@ class Agent:
 
     # -- state ------------------------------------------------------------------------------
 
-    def set_state(self, state: str, detail: str = "") -> None:
+    def set_state(self, state: str, detail: str = "", *, anew: bool = False) -> None:
+        """``anew``: the state starts again even if it is the one shown (a second lock or alert
+        is news, and "since" must say when it came)."""
         from agent.tray import format_tooltip
 
         with self._lock:
-            changed = (state, detail) != (self.state, self.detail)
-            if state != self.state:
+            changed = anew or (state, detail) != (self.state, self.detail)
+            if state != self.state or anew:
                 self.since = time.time()
                 log.info("state: %s%s", state, f" ({detail})" if detail else "")
             self.state, self.detail = state, detail
@@ -114,8 +126,12 @@ class Agent:
         try:
             # Under the state lock, so the heartbeat cannot write older values over newer ones.
             with self._lock:
+                grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
                 write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir))
+                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir),
+                             extra={"grace_until": grace, "log": self.logfile or None,
+                                    "stopped": self.stop_reason or None,
+                                    "trial_hours_left": self._trial_left()})
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
 
@@ -154,9 +170,13 @@ class Agent:
         """A fleet event (README, 'Reporting to a security team'); hands it over, never waits."""
         fleet_events.emit(name, state or self.state, reason, score, threshold)
 
-    def stop(self) -> None:
-        if not self._stopped.is_set():  # quit, then the finally of `run`: one report
-            self._report(fleet_events.AGENT_STOPPED, "the agent was stopped", state=states.NOT_PROTECTING)
+    def stop(self, reason: str | None = None) -> None:
+        """End the agent's threads; the first reason given (here or in ``stop_reason``) is what
+        ``status`` shows afterwards ("not running: why")."""
+        if not self._stopped.is_set():
+            self.stop_reason = self.stop_reason or reason or "stopped"
+            log.warning("mouseguard stops: %s", self.stop_reason)
+            self._report(fleet_events.AGENT_STOPPED, self.stop_reason, state=states.NOT_PROTECTING)
         self._stopped.set()
         if self.refit is not None:
             self.refit.stop()
@@ -206,9 +226,11 @@ class Agent:
             return
         if self.config.enrolment.auto:
             # learning would record for half an hour and then fail to train, again every 10 minutes
-            detail, notice = ("enrolment needs PyTorch: pip install 'mouseguard[train]'",
+            from agent.enrolment import train_install_hint
+
+            detail, notice = (f"enrolment needs PyTorch: {train_install_hint()}",
                               "No model for you yet, and this installation cannot train one: "
-                              "install mouseguard[train], then run 'mouseguard enroll'.")
+                              f"run {train_install_hint()}, then 'mouseguard enroll'.")
         else:
             detail, notice = "run 'mouseguard enroll'", "No model for you yet: run 'mouseguard enroll'."
         self.mode, self.mode_detail = states.NOT_ENROLLED, detail
@@ -244,7 +266,39 @@ class Agent:
                          f"{notice} Unless this is fixed, mouseguard acts as on an impostor ({self.actor.action}) "
                          f"in {grace:g} s.")
 
-    def _protect(self, model) -> None:
+    def _trial_left(self) -> float | None:
+        trial = self.trial
+        if trial is None or not trial.running or self.actor.action != "lock":
+            return None
+        return round(trial.hours_left, 3)
+
+    def _start_trial(self, model, refitted: bool) -> None:
+        """A model fresh from enrolment alerts instead of locking for agent.trial_hours of use."""
+        from agent import trial as trials
+
+        if not (trials.applies_to(model) and self.config.agent.trial_hours > 0):
+            self.trial = None
+            return
+        if refitted and self.trial is not None:
+            self._trial_saving(self.trial.adopt, trials.model_id(model))
+            return
+        path = Path(self.status_path).parent / f"trial-{self.user}.json"
+        age = trials.model_age_days(model)
+        self.trial = trials.Trial(path, self.config.agent.trial_hours, trials.model_id(model),
+                                  settled=age is not None and age > trials.SETTLED_DAYS)
+        if self.trial.running:
+            log.warning("trial: alert only (no lock) for %.1f more hours of active use, then locking",
+                        self.trial.hours_left)
+
+    def _trial_saving(self, step, *args):
+        """Run a Trial step that writes its file; a full disk must not stop the decisions."""
+        try:
+            return step(*args)
+        except OSError as exc:
+            log.error("cannot write the trial progress %s: %s", self.trial.path, exc.strerror or exc)
+            return None
+
+    def _protect(self, model, refitted: bool = False) -> None:
         from agent.config import decision_settings
         from agent.pipeline import PipelineThread, make_pipeline
         from agent.scorer import Scorer
@@ -259,6 +313,7 @@ class Agent:
             self.model_mtime_ns = 0
         if self.consumer:
             self.consumer.stop()
+        self._start_trial(model, refitted)
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
                                        clock=live_clock)
         self.fault = ""
@@ -322,7 +377,7 @@ class Agent:
         """The re-enrolment to run when the cohort folder's members differ from the model's
         (someone joined, left or republished), else None."""
         from agent import cohort
-        from agent.enrolment import training_available
+        from agent.enrolment import train_install_hint, training_available
 
         training = self.model.manifest.get("training") or {}
         if training.get("dataset") != "enrolment":
@@ -339,7 +394,7 @@ class Agent:
         self._cohort_tried = present
         if not training_available():
             self._say_once("the cohort folder has changed, but refitting the model needs PyTorch "
-                           "(pip install 'mouseguard[train]'); keeping the current model")
+                           f"({train_install_hint()}); keeping the current model")
             return None
         files = refit_sources(training, self.recordings_dir / self.user)
         if not files:
@@ -358,7 +413,7 @@ class Agent:
             self._report(fleet_events.MODEL_REFUSED, f"the refitted model, keeping the current one: {exc}")
             return
         log.info("switching to the model refitted against the cohort")
-        self._protect(model)
+        self._protect(model, refitted=True)
         self._report(fleet_events.MODEL_UPDATED, "refitted against the changed cohort")
 
     def _say_once(self, message: str) -> None:
@@ -393,6 +448,7 @@ class Agent:
         """The X display has refused the hook for a while: the desktop session is over, and the
         agent ends with it, so the next session's agent is not locked out by this one."""
         log.error("the X display is gone (%s): the desktop session has ended; mouseguard stops", reason)
+        self.stop_reason = self.stop_reason or "the desktop session ended (its X display is gone)"
         self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
@@ -401,9 +457,12 @@ class Agent:
             log.debug("block %d: P(genuine) %.3f, rolling %s -> %s", v.index, v.verdict.score,
                       "-" if v.verdict.rolling is None else f"{v.verdict.rolling:.3f}", v.verdict.state)
             self.blocks_scored = v.index
-            if v.verdict.rolling is not None:
-                self.last_rolling = v.verdict.rolling
+            # None while the window refills after a lock or a pause: the last mean is not shown
+            # as if it were current (the one that acted is in the state's detail)
+            self.last_rolling = None if v.verdict.act else v.verdict.rolling
             self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
+            if self.trial is not None and not v.verdict.fault and self._trial_saving(self.trial.block, v.t):
+                self._end_trial()
             if v.verdict.act:
                 if v.verdict.reason:  # judged on time: input without a block to judge
                     reason = v.verdict.reason
@@ -413,10 +472,15 @@ class Agent:
                 else:
                     reason = (f"mean P(genuine) of the last {decision.window} blocks "
                               f"{v.verdict.rolling:.3f} < {decision.threshold:.3f}")
-                outcome = self.actor.act(reason)
+                if self._in_trial() and not v.verdict.fault:  # a broken model locks even on day one
+                    outcome = self._trial_alert(reason)
+                else:
+                    outcome = self.actor.act(reason)
                 # The person now at the mouse is judged afresh after the grace period.
                 self.consumer.pipeline.cutter.flush()
-                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}")
+                self.grace_until = time.time() + decision.grace_seconds
+                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}",
+                               anew=True)
                 self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason,
                              None if v.verdict.fault else v.verdict.rolling, decision.threshold)
             elif self.hook_ok and self.paused_until is None:
@@ -427,6 +491,24 @@ class Agent:
                     continue  # grace period after a lock: keep showing it until a new judgement
                 self.set_state(v.verdict.state)
         self.write_status()
+
+    def _in_trial(self) -> bool:
+        return self.trial is not None and self.trial.running and self.actor.action == "lock"
+
+    def _trial_alert(self, reason: str) -> str:
+        """During the trial a lock decision alerts, and is kept for the summary at its end."""
+        log.warning("trial: would have locked (alert only for %.1f more hours of active use): %s",
+                    self.trial.hours_left, reason)
+        self._trial_saving(self.trial.note, reason)
+        self.tray.notify("mouseguard (trial): would have locked",
+                         f"{reason}. During the trial mouseguard only alerts; in "
+                         f"{self.trial.hours_left:.1f} h of use it starts locking.")
+        return "trial, would have locked"
+
+    def _end_trial(self) -> None:
+        summary = self.trial.summary()
+        log.warning("trial: %s", summary)
+        self.tray.notify("mouseguard: the trial is over, it now locks", summary)
 
     def _note_fault(self, fault: str, grace: float) -> None:
         """One log line (and a notice) when the model's scores stop being judgeable, one when they
@@ -449,24 +531,13 @@ class Agent:
         self.set_state(states.NOT_PROTECTING, f"scoring failed: {exc}")
         self._report(fleet_events.PROTECTION_STOPPED, f"scoring failed: {exc}")
 
-    def pause(self, seconds: float) -> bool:
-        """Suspend judging for ``seconds``; False when the configuration (a managed policy) does
-        not allow pausing. A policy that locks ``agent.pause_minutes`` also caps how long."""
-        if not self.config.agent.pause_allowed:
-            by = ("your administrator's managed policy" if "agent.pause_allowed" in self.policy_locked
-                  else "your configuration")
-            log.warning("pause refused: %s does not allow pausing (agent.pause_allowed = false)", by)
-            self.tray.notify("mouseguard cannot be paused", f"Pausing protection is not allowed by {by}.")
-            return False
-        if "agent.pause_minutes" in self.policy_locked:
-            seconds = min(seconds, self.config.agent.pause_minutes * 60.0)
+    def pause(self, seconds: float, by: str = "by the user") -> None:
         self.paused_until = time.time() + seconds
         if self.consumer is not None:
             self.consumer.paused.set()
-        log.warning("paused by the user for %.0f min", seconds / 60)
+        log.warning("paused %s for %g min", by, round(seconds / 60, 1))
         self._normal_state()
-        self._report(fleet_events.PAUSED, f"by the user for {seconds / 60:.0f} min", state=states.PAUSED)
-        return True
+        self._report(fleet_events.PAUSED, f"{by} for {seconds / 60:.0f} min", state=states.PAUSED)
 
     def resume(self, reason: str = "by the user") -> None:
         if self.paused_until is None:
@@ -482,6 +553,63 @@ class Agent:
         log.warning("resumed")
         self._normal_state()
         self._report(fleet_events.RESUMED, reason)
+
+
+
+    # -- requests that weaken protection ---------------------------------------------------
+
+    def control(self, command: str, minutes: float | None = None, by: str = "") -> tuple[bool, str]:
+        """Pause, resume or stop, asked from the tray menu or ``mouseguard pause|resume|stop``.
+
+        Every request that weakens protection comes through here, and only here, so a step in
+        front of them (lock the session first, ask for the password) has one place to go.
+        Returns whether it was done and what to tell the one who asked.
+        """
+        with self._control_lock:
+            if command == "pause":
+                return self._pause_request(minutes, by)
+            if command == "resume":
+                if self.paused_until is None:
+                    return False, "mouseguard is not paused"
+                self.resume()
+                return True, "resumed: protecting again"
+            if command == "stop":
+                self.stop_reason = self.stop_reason or f"stopped {by}".strip()
+                self.tray.stop()  # run_agent's tray.run returns and stops the agent
+                return True, "mouseguard stops"
+            return False, f"unknown request {command!r}"
+
+    def from_tray(self, command: str, minutes: float | None = None) -> None:
+        """A tray menu entry: the same door as the commands, caps included; a refusal is shown,
+        since a menu click has no terminal to answer on."""
+        done, message = self.control(command, minutes, by="from the tray menu")
+        if not done:
+            self.tray.notify(f"mouseguard: {command} refused", message)
+
+    def _pause_request(self, minutes, by: str) -> tuple[bool, str]:
+        cfg = self.config.agent
+        if not cfg.pause_allowed:
+            who = ("your administrator's managed policy" if "agent.pause_allowed" in self.policy_locked
+                   else "your configuration")
+            log.warning("pause refused: %s does not allow pausing (agent.pause_allowed = false)", who)
+            return False, f"pausing is not allowed by {who} (agent.pause_allowed = false)"
+        limit = cfg.max_pause_minutes
+        if "agent.pause_minutes" in self.policy_locked:  # a policy's pause length is its cap too
+            limit = min(limit, cfg.pause_minutes)
+        if minutes is None:
+            minutes = min(cfg.pause_minutes, limit)
+        if (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not math.isfinite(minutes)
+                or not 0 < minutes <= limit):
+            return False, f"a pause lasts more than 0 and at most {limit} minutes (agent.max_pause_minutes)"
+        now = time.time()
+        if not self.pauses.take(now):
+            return False, (f"no pause left today: {cfg.pauses_per_day} a day (agent.pauses_per_day); "
+                           "protection stays on")
+        self.pause(minutes * 60, by or "by the user")
+        left = self.pauses.left(now)
+        log.info("%d pause%s left today", left, "" if left == 1 else "s")
+        until = time.strftime("%H:%M", time.localtime(self.paused_until))
+        return True, f"paused until {until} ({left} pause{'' if left == 1 else 's'} left today)"
 
 
 #: The actor's outcome -> the fleet event reporting it.

@@ -6,6 +6,11 @@ agent while its writer is alive and keeps it fresh: a crashed agent leaves its l
 behind, and reporting that as protection would be the silent failure the design forbids. So
 a dead pid or a file older than ``STALE_SECONDS`` reads as "not running (last seen ...)", and
 a file that is there but is no status (damaged, a folder) as "unknown", not as "no status file".
+
+An agent that ends, or refuses to start (bad config, no display), writes why into ``stopped``:
+an autostarted agent has nobody reading its stderr, so this file and the log are where
+"not running: why" can be found. ``mouseguard status`` exits with a code scripts can test
+(``EXIT_CODES``).
 """
 
 from __future__ import annotations
@@ -20,13 +25,25 @@ from pathlib import Path
 from typing import Any
 
 from agent.files import atomic_write_text
-from agent.states import STATES
+from agent.states import ALERTED, LOCKED, PROTECTED, STATES, SUSPICIOUS
 
 FORMAT_VERSION = 1
 #: The running agent rewrites the status at least this often, even when nothing changed.
 HEARTBEAT_SECONDS = 30
 #: A status not rewritten for this long is not trusted: four missed heartbeats.
 STALE_SECONDS = 4 * HEARTBEAT_SECONDS
+
+#: ``mouseguard status`` exit codes (2 stays what every command exits with on bad input).
+EXIT_PROTECTED = 0  # running and judging the mouse (protected or suspicious)
+EXIT_NOT_PROTECTING = 1  # running but not judging: learning, not enrolled, paused, not protecting
+EXIT_NOT_RUNNING = 3  # no agent: never ran, stopped, refused to start, crashed, or status unreadable
+EXIT_ACTED = 4  # running, and it has just locked (or alerted on) someone it took for an impostor
+EXIT_CODES = {
+    EXIT_PROTECTED: "protected (or suspicious): the agent is judging the mouse",
+    EXIT_NOT_PROTECTING: "running but not protecting: learning, not enrolled, paused or not protecting",
+    EXIT_NOT_RUNNING: "not running (or its status file is unreadable)",
+    EXIT_ACTED: "locked or alerted: the agent has just acted on a suspected impostor",
+}
 
 
 def write_status(
@@ -40,12 +57,15 @@ def write_status(
     model: str = "",
     *,
     now: float | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Atomically replace the status file (0600).
 
     ``since`` is when ``state`` began and ``now`` when this was written, both wall-clock
     seconds (``time.time()``): they are shown to a person and compared across processes, so
-    the monotonic clock the capture uses would mean nothing here.
+    the monotonic clock the capture uses would mean nothing here. ``extra`` adds the optional
+    fields of ``_FIELDS`` (``stopped``, ``grace_until``, ``trial_hours_left``, ``log``); a
+    None value is left out.
     """
     if state not in STATES:
         raise ValueError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
@@ -60,6 +80,11 @@ def write_status(
         "detail": str(detail),
         "model": str(model),
     }
+    for key, value in (extra or {}).items():
+        if key not in _FIELDS or key in payload:
+            raise ValueError(f"unknown optional status field {key!r}")
+        if value is not None:
+            payload[key] = value
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
@@ -98,10 +123,21 @@ def format_status(
 
     ``is_alive`` (default ``pid_alive``) is a seam for tests.
     """
+    return assess(status, now, stale_after=stale_after, is_alive=is_alive)[1]
+
+
+def assess(
+    status: dict[str, Any] | None,
+    now: float,
+    *,
+    stale_after: float = STALE_SECONDS,
+    is_alive: Callable[[int], bool] | None = None,
+) -> tuple[int, str]:
+    """``(exit code, text)`` of ``mouseguard status``: the code from ``EXIT_CODES``."""
     if not status:
-        return "not running (no status file: the agent has not run, or not as this user)"
+        return EXIT_NOT_RUNNING, "not running (no status file: the agent has not run, or not as this user)"
     if "unreadable" in status:
-        return f"unknown ({status['unreadable']})"
+        return EXIT_NOT_RUNNING, f"unknown ({status['unreadable']})"
     is_alive = pid_alive if is_alive is None else is_alive
     state = str(status.get("state", "unknown"))
     pid = status.get("pid")
@@ -109,30 +145,56 @@ def format_status(
     since = _number(status.get("since"))
 
     if updated is None:
-        return "not running (the status file is incomplete)"
+        return EXIT_NOT_RUNNING, "not running (the status file is incomplete)"
     alive = isinstance(pid, int) and is_alive(pid)
     age = now - updated
+    if status.get("stopped"):
+        # The agent said why it ended (or never started): that is the news, not its last state.
+        return EXIT_NOT_RUNNING, f"not running: {status['stopped']} ({_clock(updated, now)}, {_ago(age)})"
     if not alive or abs(age) > stale_after:  # from far in the future: a clock jump, or not ours
         seen = f"last seen {_clock(updated, now)}, {_ago(age)}, {state}"
         if alive:  # the process exists but stopped writing: hung, or the pid was reused
             seen += f"; process {pid} exists but stopped updating its status"
-        return f"not running ({seen})"
+        return EXIT_NOT_RUNNING, f"not running ({seen})"
 
     blocks = int(status.get("blocks_scored") or 0)
     score = _number(status.get("last_score"))
+    grace_until = _number(status.get("grace_until"))
     when = f" since {_clock(since, now)} ({_ago(now - since)})" if since is not None else ""
-    parts = [
-        f"{state}{when}",
-        f"{blocks} block{'' if blocks == 1 else 's'} scored",
-        f"last rolling score {score:.2f}" if score is not None else "no rolling score yet",
-    ]
+    if grace_until is not None and grace_until > now:
+        # the score that acted is in the detail; nothing newer is judged until the grace ends
+        judged = f"no decision until {_clock(grace_until, now)} (grace period after acting)"
+    elif score is not None:
+        judged = f"last rolling score {score:.2f}"
+    else:
+        judged = "no rolling score yet"
+    parts = [f"{state}{when}", f"{blocks} block{'' if blocks == 1 else 's'} scored", judged]
     lines = [", ".join(parts)]
     if status.get("detail"):
         lines.append(f"  {status['detail']}")
-    if status.get("model"):
-        lines.append(f"  model: {status['model']}")
+    trial = _number(status.get("trial_hours_left"))
+    if trial is not None:
+        lines.append(f"  trial: alert only, {_hours(trial)} of active use left, then it locks")
+    model = status.get("model")
+    if model:
+        if Path(model).exists():
+            lines.append(f"  model: {model}")
+        else:
+            lines.append(f"  model: none yet (enrolment writes it to {model})")
     lines.append(f"  agent pid {pid}")
-    return "\n".join(lines)
+    if state in (PROTECTED, SUSPICIOUS):
+        code = EXIT_PROTECTED
+    elif state in (LOCKED, ALERTED):
+        code = EXIT_ACTED
+    else:
+        code = EXIT_NOT_PROTECTING
+    return code, "\n".join(lines)
+
+
+def _hours(hours: float) -> str:
+    if hours >= 1:
+        return f"{hours:.1f} h"
+    return f"{max(1, round(hours * 60))} min"
 
 
 def pid_alive(pid: int) -> bool:
@@ -205,6 +267,11 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pid": (lambda v: _is_count(v) and 0 < v < 2**31, "a process id"),
     "detail": (lambda v: isinstance(v, str), "text"),
     "model": (lambda v: isinstance(v, str), "text"),
+    # optional: written only when they apply
+    "stopped": (lambda v: isinstance(v, str), "text"),
+    "grace_until": (_is_time, "a time"),
+    "trial_hours_left": (lambda v: _number(v) is not None and v >= 0, "a number of hours"),
+    "log": (lambda v: isinstance(v, str), "text"),
 }
 
 

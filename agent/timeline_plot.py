@@ -21,6 +21,19 @@ def _label(d: ImageDraw.ImageDraw, at, text: str, colour, font) -> None:
     d.text(at, text, fill=colour, font=font)
 
 
+def lock_label_positions(locks: list[float], width: float, x0: float, x1: float, gap: float = 6) -> list[float]:
+    """Left edges for the "lock" labels of bands at ``locks`` (x, ascending): right of the band,
+    or left of it where the panel ends, and none where it would touch the label before it (the
+    band still shows that lock) — labels never overprint each other or leave the panel."""
+    lefts: list[float] = []
+    for x in locks:
+        left = x + 5 if x + 5 + width <= x1 - 2 else x - 5 - width
+        if left < x0 + 2 or (lefts and left < lefts[-1] + width + gap):
+            continue
+        lefts.append(left)
+    return lefts
+
+
 def draw_timelines(panels, threshold: float, path) -> None:
     """``panels``: list of ``(title, verdicts, t0)``; writes a PNG to ``path``."""
     font = ImageFont.load_default()
@@ -60,11 +73,9 @@ def draw_timelines(panels, threshold: float, path) -> None:
         if len(line) > 1:
             d.line(line, fill=COLOURS[PROTECTED], width=2)
         _label(d, (x1 - 120, ty - 14), f"threshold {threshold:.3g}", COLOURS[LOCKED], font)
-        last_label = -1e9
-        for x in locks:
-            if x - last_label > 40:  # labels of locks close together would overprint
-                _label(d, (x + 5, y0 + 4), "lock", COLOURS[LOCKED], font)
-                last_label = x
+        width = d.textlength("lock", font=font)
+        for left in lock_label_positions(locks, width, x0, x1):
+            _label(d, (left, y0 + 4), "lock", COLOURS[LOCKED], font)
         d.text((x1 - 300, top + 10), "dots: block P(genuine)   line: rolling score", fill=(90, 90, 90), font=font)
     with atomic_open(path) as f:  # a full disk leaves the previous chart, not half of one
         img.save(f, format="PNG")

@@ -15,8 +15,9 @@ returns.
 
 Linux backends: pystray tries appindicator, then gtk (both need PyGObject and GTK typelibs),
 then xorg. The xorg backend docks into any XEMBED tray (e.g. ``trayer``) but has **no menu and
-no notifications**: a left click runs the default item (open the logs folder), and notifications
-go through the fallback notifier (``notify-send``) instead.
+no notifications**: a left click runs the default item (open the logs folder), notifications
+go through the fallback notifier (``notify-send``) instead, and pause/resume/stop are the
+``mouseguard`` commands (the agent says so in its log when it starts with such a tray).
 """
 
 from __future__ import annotations
@@ -429,6 +430,11 @@ class PystrayTray(Tray):
                     "no system tray host took the mouseguard icon: its state is not visible "
                     "(alerts still go to the log and the desktop notifier)"
                 )
+            if not self.has_menu:
+                self._log.warning(
+                    "this tray icon (pystray's %s backend) has no menu: pause, resume and stop with "
+                    "`mouseguard pause [MIN]`, `mouseguard resume` and `mouseguard stop` (README: 'The tray')",
+                    self.backend)
             threading.Thread(target=self._apply_pending, name="tray-updater", daemon=True).start()
             on_ready()
         except BaseException as exc:

@@ -12,18 +12,20 @@
 #   --pipx            install with pipx instead of a plain venv (if pipx is on PATH)
 #   --no-train        runtime only: no torch/onnx/scikit-learn (enrolment then needs a model made elsewhere)
 #   --no-autostart    do not start mouseguard at login
+#   --tray-menu       let the venv see the system's PyGObject, so the tray icon gets its menu
+#                     (AppIndicator; Debian/Ubuntu: sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1)
 #   --python PY       interpreter to build the venv with (default: $MOUSEGUARD_PYTHON or python3; >= 3.10)
 #   --dry-run         print what would be run, change nothing
 #   -h, --help        this text
 #
 # Environment:
-#   MOUSEGUARD_VENV        venv location (default ~/.local/share/mouseguard/venv)
-#   MOUSEGUARD_BIN_DIR     where the `mouseguard` link goes (default ~/.local/bin)
-#   MOUSEGUARD_TORCH_SPEC  pip arguments for torch instead of the CPU index, split on spaces, e.g.
-#                          "torch==2.13.0" (plain PyPI) or "torch --index-url https://mirror/whl/cpu"
+#   MOUSEGUARD_VENV         venv location (default ~/.local/share/mouseguard/venv)
+#   MOUSEGUARD_BIN_DIR      where the `mouseguard` link goes (default ~/.local/bin)
+#   MOUSEGUARD_TORCH_SPEC   the torch requirement, pip words split on spaces (default "torch")
+#   MOUSEGUARD_TORCH_INDEX  index added to pip's configured ones for the CPU-only wheel (default
+#                           https://download.pytorch.org/whl/cpu; "" for none); the same two
+#                           variables as installer/dev-env (installer/torch-source.sh)
 set -euo pipefail
-
-CPU_INDEX="https://download.pytorch.org/whl/cpu"
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'mouseguard install: warning: %s\n' "$*" >&2; }
@@ -36,10 +38,17 @@ run() {
 }
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
+[ -f "$script_dir/torch-source.sh" ] || {
+    printf 'mouseguard install: run install.sh from mouseguard source folder (installer/torch-source.sh is missing)\n' >&2
+    exit 1
+}
+# shellcheck source=installer/torch-source.sh
+. "$script_dir/torch-source.sh"
 source_spec=""
 use_pipx=0
 train=1
 autostart=1
+tray_menu=0
 DRY_RUN=0
 python=${MOUSEGUARD_PYTHON:-python3}
 
@@ -50,6 +59,7 @@ while [ $# -gt 0 ]; do
         --pipx) use_pipx=1 ;;
         --no-train) train=0 ;;
         --no-autostart) autostart=0 ;;
+        --tray-menu) tray_menu=1 ;;
         --python) [ $# -ge 2 ] || die "--python needs an interpreter"; python=$2; shift ;;
         --python=*) python=${1#--python=} ;;
         --dry-run) DRY_RUN=1 ;;
@@ -79,12 +89,6 @@ else
     esac
 fi
 
-if [ -n "${MOUSEGUARD_TORCH_SPEC:-}" ]; then
-    read -r -a torch_args <<<"$MOUSEGUARD_TORCH_SPEC"
-else
-    torch_args=(torch --index-url "$CPU_INDEX")
-fi
-
 # ------------------------------------------------------------------------------- preflight
 command -v "$python" >/dev/null 2>&1 || die "$python not found; install Python 3.10 or newer, or pass --python"
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
@@ -101,6 +105,10 @@ if [ "$(uname -s)" = Linux ]; then
 fi
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+torch_args=()
+if [ "$train" -eq 1 ]; then
+    torch_pip_args "$python" torch  # the CPU index added to the configured one, if it answers
+fi
 
 if [ "$use_pipx" -eq 1 ] && ! command -v pipx >/dev/null 2>&1; then
     warn "--pipx given but pipx is not on PATH; using a plain venv instead"
@@ -130,8 +138,24 @@ else
         run mkdir -p "$(dirname "$venv")"
         run chmod 700 "$(dirname "$venv")"
     fi
+    venv_args=()
+    if [ "$tray_menu" -eq 1 ]; then
+        # pystray's AppIndicator backend needs PyGObject and the typelib, which come from the
+        # distribution (PyGObject from pip compiles against GObject's headers): the venv sees them.
+        if "$python" -c 'import gi, sys
+for name in ("AyatanaAppIndicator3", "AppIndicator3"):
+    try:
+        gi.require_version(name, "0.1"); sys.exit(0)
+    except ValueError:
+        pass
+sys.exit(1)' 2>/dev/null; then
+            venv_args=(--system-site-packages)
+        else
+            warn "--tray-menu: $python has no PyGObject with an AppIndicator typelib (Debian/Ubuntu: sudo apt install python3-gi gir1.2-ayatanaappindicator3-0.1); going on without: the tray icon will have no menu, use mouseguard pause|resume|stop"
+        fi
+    fi
     say "Creating the venv $venv"
-    run "$python" -m venv "$venv" || die "could not create a venv with $python (Debian/Ubuntu: sudo apt install python3-venv)"
+    run "$python" -m venv ${venv_args[@]+"${venv_args[@]}"} "$venv" || die "could not create a venv with $python (Debian/Ubuntu: sudo apt install python3-venv)"
     agent_python="$venv/bin/python"
     run "$agent_python" -m pip install --quiet --upgrade pip
     if [ "$train" -eq 1 ]; then

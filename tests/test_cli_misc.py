@@ -74,7 +74,13 @@ def test_argument_errors_are_one_line():
 
 def test_status_not_running(tmp_path):
     out = mg("status", env={"MOUSEGUARD_HOME": str(tmp_path)})
-    assert out.returncode == 0 and "not running" in out.stdout
+    assert out.returncode == 3 and "not running" in out.stdout  # 3: not running (status --help)
+    as_json = mg("status", "--json", env={"MOUSEGUARD_HOME": str(tmp_path)})
+    import json
+
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 3 and report["running"] is False and report["exit_code"] == 3
+    assert report["summary"].startswith("not running") and report["log"].endswith("mouseguard.log")
 
 
 @pytest.mark.parametrize("toml, fragment", [
@@ -94,7 +100,7 @@ def test_bad_config_is_one_line(tmp_path, toml, fragment, synth_model):
     ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, "Wayland gives applications no global mouse hook"),
     ({"DISPLAY": ":97", "XDG_SESSION_TYPE": "x11"}, "cannot connect to the X display ':97'"),
 ])
-@pytest.mark.parametrize("command", [["run", "--no-tray"], ["record", "--out", "r.csv"], ["enroll", "--minutes", "1"]])
+@pytest.mark.parametrize("command", [["run", "--no-tray"], ["record", "--out", "r.csv"], ["enroll", "--minutes", "5"]])
 def test_watching_commands_refuse_at_once_what_they_cannot_watch(tmp_path, env, says, command):
     # before: run sat "not protecting", record and enroll said it in pynput's words (a tuple's repr)
     proc = mg(*command, env={**env, "MOUSEGUARD_HOME": str(tmp_path)})

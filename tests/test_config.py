@@ -35,12 +35,14 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
 
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
-    assert len(keys) == 21  # 14 + agent.pause_allowed and [forwarding]'s five (issue 22) + decision.unjudged_minutes
+    # 14 + pause_allowed and [forwarding] x5 (issue 22), unjudged_minutes (19), the pause caps and trial (20)
+    assert len(keys) == 24
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):
         assert section in lines
     for expected in ('action = "lock"', 'user = ""', "pause_minutes = 15", "grace_seconds = 60",
+                     "max_pause_minutes = 60", "pauses_per_day = 4", "trial_hours = 8",
                      "tray = true", "window = 0", "threshold = 0.0", "unjudged_minutes = 10", "minutes = 30",
                      "false_locks_per_8h = 1.0", "auto = true", 'level = "info"'):
         assert expected in lines
@@ -111,6 +113,13 @@ BAD_VALUES = [
     ("agent", "grace_seconds", "-1"),
     ("agent", "grace_seconds", "3601"),
     ("agent", "grace_seconds", "301"),  # the desk unjudged for that long after every lock
+    ("agent", "max_pause_minutes", "0"),
+    ("agent", "max_pause_minutes", "481"),
+    ("agent", "pauses_per_day", "-1"),
+    ("agent", "pauses_per_day", "51"),
+    ("agent", "trial_hours", "-1"),
+    ("agent", "trial_hours", "169"),
+    ("agent", "trial_hours", "nan"),
     ("agent", "tray", '"yes"'),
     ("agent", "tray", "1"),
     ("decision", "window", "true"),

@@ -152,9 +152,10 @@ def test_status_lists_the_locked_keys_and_the_overridden_settings(tmp_path):
     policy = write(tmp_path / "policy.toml", POLICY)
     env = {**os.environ, "MOUSEGUARD_HOME": str(home), POLICY_ENV: str(policy)}
     out = subprocess.run([sys.executable, "-m", "agent", "status"], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # no agent runs: status says so in its exit code
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("not running")
+    assert lines[0].startswith("not running") and lines[1].startswith("  log: ")
+    lines = lines[1:]  # the policy's lines come after the log's path
     assert lines[1].startswith(f"managed policy {policy}") and "agent.action = \"lock\"" in lines[1]
     assert "forwarding.syslog" in lines[1]
     assert lines[2] == (f'  agent.action is locked to "lock" by the managed policy {policy}; '
@@ -162,7 +163,7 @@ def test_status_lists_the_locked_keys_and_the_overridden_settings(tmp_path):
 
     write(policy, "[agent]\nactoin = 1\n")  # broken: status says the agent will not start
     out = subprocess.run([sys.executable, "-m", "agent", "status"], env=env, capture_output=True, text=True)
-    assert out.returncode == 0 and "managed policy: unusable, the agent will not start" in out.stdout
+    assert out.returncode == 3 and "managed policy: unusable, the agent will not start" in out.stdout
     assert "Traceback" not in out.stderr
 
 
@@ -190,10 +191,10 @@ def test_pause_refused_when_the_policy_forbids_it(tmp_path, receiver):
     config, _ = enforce(load_config(tmp_path / "config.toml"), policy)
     agent, tray = make_agent(tmp_path, config)
     agent.policy_locked = frozenset(policy.locked)
-    assert agent.pause(15 * 60) is False
+    agent.from_tray("pause", 15)  # the tray's door, which says why on a refusal
     assert agent.paused_until is None
-    assert tray.notifications == [("mouseguard cannot be paused",
-                                   "Pausing protection is not allowed by your administrator's managed policy.")]
+    assert tray.notifications == [("mouseguard: pause refused", "pausing is not allowed by your administrator's "
+                                   "managed policy (agent.pause_allowed = false)")]
     fleet_events.emit("agent_stopped", "x")  # a marker: nothing was reported before it
     wait_for(lambda: receiver.lines, what="the marker")
     assert receiver.names() == ["agent_stopped"]
@@ -207,7 +208,9 @@ def test_a_locked_pause_length_caps_the_pause_and_both_are_reported(tmp_path, re
     agent.policy_locked = frozenset(policy.locked)
     import time
 
-    assert agent.pause(60 * 60) is True  # asked for an hour: the policy allows 5 minutes
+    done, message = agent.control("pause", 60)  # an hour: the policy allows 5 minutes
+    assert not done and "at most 5 minutes" in message and agent.paused_until is None
+    assert agent.control("pause")[0]  # the policy's length
     assert agent.paused_until - time.time() == pytest.approx(300, abs=5)
     agent.resume()
     wait_for(lambda: len(receiver.lines) == 2, what="paused and resumed")

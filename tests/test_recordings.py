@@ -133,6 +133,9 @@ def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path):
     ("client timestamp,button,state,x,y\n0.1,Wheel,Move,1,2\n", ":2: unknown button 'Wheel'"),
     ("client timestamp,button,state,x,y\n0.1,NoButton,Move,1,zz\n", ":2: coordinate y='zz'"),
     ("time,b,s,x,y\n", ":1: unexpected header"),
+    # every format is named, not only mouseguard's own (before: Balabit and mAuth went unmentioned)
+    ("time,b,s,x,y\n", "(mouseguard's recordings and SapiMouse), 'record timestamp,client timestamp,button,state,x,y'"
+                       " (Balabit) or 'ID,Timestamp,X,Y,Button,Duration' (mAuth)"),
     ("", "empty file"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, body, fragment):

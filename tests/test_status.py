@@ -11,7 +11,12 @@ import pytest
 
 from agent import states
 from agent.status import (
+    EXIT_ACTED,
+    EXIT_NOT_PROTECTING,
+    EXIT_NOT_RUNNING,
+    EXIT_PROTECTED,
     STALE_SECONDS,
+    assess,
     format_status,
     pid_alive,
     read_status,
@@ -33,7 +38,8 @@ def write(path, now, **changes):
     values = dict(state=states.PROTECTED, since=SINCE, blocks_scored=412, last_score=0.9123, pid=4242,
                   detail="", model="/m/alice")
     values.update(changes)
-    write_status(path, **values, now=now)
+    extra = values.pop("extra", None)
+    write_status(path, **values, now=now, extra=extra)
     return read_status(path)
 
 
@@ -119,17 +125,60 @@ def test_status_command_on_unreadable_file(tmp_path, content):
     out = subprocess.run([sys.executable, "-m", "agent", "status"], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "MOUSEGUARD_HOME": str(tmp_path)})
     # Same exit as "not running": the command reports, it did not fail.
-    assert (out.returncode, out.stderr) == (0, "")
-    assert out.stdout.startswith(f"unknown (the status file {path} is unreadable: ") and out.stdout.count("\n") == 1
+    assert (out.returncode, out.stderr) == (EXIT_NOT_RUNNING, "")
+    assert out.stdout.startswith(f"unknown (the status file {path} is unreadable: ") and out.stdout.count("\n") == 2
+    assert out.stdout.splitlines()[1] == f"  log: {tmp_path / 'logs' / 'mouseguard.log'}"
 
 
 def test_format_running(tmp_path):
-    status = write(tmp_path / "s.json", now=SINCE + 175)
+    status = write(tmp_path / "s.json", now=SINCE + 175, model=str(tmp_path))
     text = format_status(status, now=SINCE + 180, is_alive=alive)
     lines = text.splitlines()
     assert lines[0] == "protected since 14:02 (3 min ago), 412 blocks scored, last rolling score 0.91"
-    assert "  model: /m/alice" in lines
+    assert f"  model: {tmp_path}" in lines
     assert "  agent pid 4242" in lines
+
+
+def test_a_model_not_there_yet_is_not_named_as_if_it_were(tmp_path):
+    # before: "model: /home/.../models/alice" for a user not enrolled yet, a folder that does not exist
+    status = write(tmp_path / "s.json", now=SINCE, state=states.LEARNING, model=str(tmp_path / "alice"))
+    lines = format_status(status, now=SINCE + 1, is_alive=alive).splitlines()
+    assert f"  model: none yet (enrolment writes it to {tmp_path / 'alice'})" in lines
+
+
+def test_no_score_shown_during_the_grace_period_after_a_lock(tmp_path):
+    # before: the rolling score that locked stayed on show, frozen, while nothing was judged
+    status = write(tmp_path / "s.json", now=SINCE, state=states.LOCKED, last_score=None,
+                   detail="locked: mean P(genuine) 0.210 < 0.500", extra={"grace_until": SINCE + 60})
+    first = format_status(status, now=SINCE + 1, is_alive=alive).splitlines()[0]
+    assert first.endswith("no decision until 14:03 (grace period after acting)") and "0.91" not in first
+    assert assess(status, SINCE + 1, is_alive=alive)[0] == EXIT_ACTED
+
+
+@pytest.mark.parametrize("state, code", [
+    (states.PROTECTED, EXIT_PROTECTED), (states.SUSPICIOUS, EXIT_PROTECTED), (states.LOCKED, EXIT_ACTED),
+    (states.ALERTED, EXIT_ACTED), (states.PAUSED, EXIT_NOT_PROTECTING), (states.LEARNING, EXIT_NOT_PROTECTING),
+    (states.NOT_ENROLLED, EXIT_NOT_PROTECTING), (states.NOT_PROTECTING, EXIT_NOT_PROTECTING),
+])
+def test_exit_codes(tmp_path, state, code):
+    status = write(tmp_path / "s.json", now=SINCE, state=state)
+    assert assess(status, SINCE + 1, is_alive=alive)[0] == code
+    assert assess(status, SINCE + 1, is_alive=dead)[0] == EXIT_NOT_RUNNING
+    assert assess(None, SINCE)[0] == EXIT_NOT_RUNNING
+    assert len({EXIT_PROTECTED, EXIT_NOT_PROTECTING, EXIT_NOT_RUNNING, EXIT_ACTED, 2}) == 5  # 2: bad input
+
+
+def test_stopped_says_why(tmp_path):
+    status = write(tmp_path / "s.json", now=SINCE, state=states.NOT_PROTECTING,
+                   extra={"stopped": "refused to start: no X display"})
+    text = format_status(status, now=SINCE + 30, is_alive=alive)
+    assert text == "not running: refused to start: no X display (14:02, 30 s ago)"
+
+
+def test_trial_line(tmp_path):
+    status = write(tmp_path / "s.json", now=SINCE, extra={"trial_hours_left": 5.25})
+    assert "  trial: alert only, 5.2 h of active use left, then it locks" in \
+        format_status(status, now=SINCE + 1, is_alive=alive).splitlines()
 
 
 def test_format_details(tmp_path):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from PIL import Image
 
 from agent.states import COLOURS, LOCKED
-from agent.timeline_plot import MARGIN_L, MARGIN_R, MARGIN_T, PANEL_H, MARGIN_B, W, draw_timelines
+from agent.timeline_plot import MARGIN_L, MARGIN_R, MARGIN_T, PANEL_H, MARGIN_B, W, draw_timelines, lock_label_positions
 
 DOT = (150, 150, 150)
 
@@ -38,3 +38,18 @@ def test_lock_bands_hide_neither_dots_nor_labels(tmp_path):
 def _reddish(pixel):
     r, g, b = pixel
     return abs(r - COLOURS[LOCKED][0]) < 30 and g < 150 and b < 150
+
+
+def test_lock_labels_stay_inside_the_panel_and_apart(tmp_path):
+    # before: the label of a lock at the end ran out of the panel, and a label was placed 40 px
+    # after the previous lock whatever its text's width
+    verdicts = [_verdict(float(t), 0.2, act=t in (10, 96, 100), rolling=0.3) for t in range(0, 101, 2)]
+    png = tmp_path / "chart.png"
+    draw_timelines([("impostor", verdicts, 0.0)], 0.5, png)
+    img = Image.open(png).convert("RGB")
+    x1, y0 = W - MARGIN_R, MARGIN_T
+    outside = sum(1 for x in range(x1 + 1, W) for y in range(y0 + 2, y0 + 18) if _reddish(img.getpixel((x, y))))
+    assert outside == 0
+    lefts = lock_label_positions([100.0, 130.0, 150.0, 400.0, 878.0], 20.0, MARGIN_L, x1)
+    assert all(b - a >= 26 for a, b in zip(lefts, lefts[1:]))  # a label's width and a gap apart
+    assert all(MARGIN_L < left and left + 20 <= x1 for left in lefts) and lefts[-1] < 878.0

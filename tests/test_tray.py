@@ -400,6 +400,8 @@ def test_run_reraises_a_failed_start_and_warns_when_nothing_docks(make_tray, cap
         with pytest.raises(RuntimeError, match="agent failed to start"):
             tray.run(on_ready)  # no trayer here: the icon cannot dock
     assert "no system tray host" in caplog.text
+    # xorg has no menu: the log says where pause, resume and stop are instead
+    assert "has no menu: pause, resume and stop with `mouseguard pause [MIN]`" in caplog.text
 
 
 def test_pystrays_docking_failure_is_one_line_without_traceback():
