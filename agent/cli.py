@@ -149,6 +149,9 @@ def _add_fit_options(p) -> None:
                    "from starts spread over one block (default 4; 1 = one cut, as the seed paper)")
     p.add_argument("--self-contrast", type=_share, help="per-user fits: the share of negatives made from the owner's "
                    "own movement, changed as another hand would move (default 0 = off; README: 'Someone at your desk')")
+    p.add_argument("--no-pool-recast", dest="recast_pool", action="store_false", default=None,
+                   help="enrolments: train against the background pool as shipped only, not also re-cast to "
+                   "the owner's event rate (README: 'Someone at your desk')")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from training.families.cnn.encoder import load_encoder
 from training.user_model.fit import export_user_model, fit_cnn
 from training.user_model.split import MIN_BLOCKS
 from training.data.pool import load_pool
+from training.data.recast import invertible, owner_set_up, recast_runs
 
 POOL_HELDOUT_EVERY = 5
 
@@ -53,6 +54,13 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     keep = [i for i, u in enumerate(pool.users) if u not in excluded]
     held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
     train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
+    # The pool as shipped and again re-cast to the owner's event rate (training.data.recast):
+    # the first tells other machines, the second the hand at the owner's own.
+    set_up = owner_set_up(recordings) if cfg.recast_pool and invertible(spec) else None
+    if set_up is not None:
+        train, held = train + recast_runs(train, spec, set_up), held + recast_runs(held, spec, set_up)
+        if log:
+            log(f"pool also re-cast to your mouse's event rate ({set_up.describe()})")
     if log:
         log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
         if own:
@@ -71,6 +79,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
                        "encoder": {"path": _shown(encoder_dir),
                                    **{k: encoder_info.get(k) for k in ("dataset", "users")}},
                        "background_pool": _shown(pool_path), "pool_users_left_out": own + list(exclude_pool_users),
+                       "background_pool_recast_to": set_up.describe() if set_up else None,
                        "cohort": {name: int(len(blocks)) for name, blocks in cohort.items()}})
     summary["target_per_hour"] = false_locks_per_8h / 8.0
     return summary

@@ -50,7 +50,9 @@ def run(args, log) -> int:
         from training.families.cnn.train import FitConfig
 
         config["noise"] = args.noise
-        config["self_contrast"] = FitConfig.from_args(args).self_contrast
+        fit = FitConfig.from_args(args)
+        config["self_contrast"] = fit.self_contrast
+        config["recast_pool"] = fit.recast_pool
     out = write_report(report, args, t0, lambda r: markdown(r, module), config)
     if args.protocol in TIME_TO_LOCK and "family" not in report:
         plot_time_to_lock(report, out / "time-to-lock.png")

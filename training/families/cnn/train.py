@@ -44,6 +44,9 @@ class FitConfig:
     #: it doubles the impostor minutes locked, but it costs Balabit's enrolment and false locks
     #: (README, Accuracy, "Someone at your desk"); ``--self-contrast`` turns it on.
     self_contrast: float = 0.0
+    #: Enrolment also trains against the background pool re-cast to the owner's event rate
+    #: (:mod:`training.data.recast`), so that the hand, not the machine, tells them apart.
+    recast_pool: bool = True
     #: Each genuine training recording is cut this many ways, from starts spread over one block
     #: (:func:`training.user_model.fit.extra_tilings`); 1 = once, as the seed paper does.
     tilings: int = 4
@@ -58,9 +61,10 @@ class FitConfig:
     @classmethod
     def from_args(cls, args, **overrides) -> "FitConfig":
         """The settings of a ``train`` command line (``--epochs``, ``--seed``, ``--noise``,
-        ``--tilings``, ``--self-contrast`` where it has them; their ranges are checked as the command line is parsed,
+        ``--tilings``, ``--self-contrast``, ``--no-pool-recast`` where it has them; their ranges are checked
+        as the command line is parsed,
         :mod:`agent.cli`), with ``overrides`` on top."""
-        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings", "self_contrast")
+        given = {k: getattr(args, k) for k in ("epochs", "seed", "noise", "tilings", "self_contrast", "recast_pool")
                  if getattr(args, k, None) is not None}
         return cls(**{**given, **overrides})
 
