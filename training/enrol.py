@@ -58,7 +58,9 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     # the first tells other machines, the second the hand at the owner's own.
     set_up = owner_set_up(recordings) if cfg.recast_pool and invertible(spec) else None
     if set_up is not None:
-        train, held = train + recast_runs(train, spec, set_up), held + recast_runs(held, spec, set_up)
+        train = train + recast_runs(train, spec, set_up)
+        # a held-out person stays one run (as shipped, then re-cast): the summary counts people
+        held = [np.concatenate((h, r)) for h, r in zip(held, recast_runs(held, spec, set_up))]
         if log:
             log(f"pool also re-cast to your mouse's event rate ({set_up.describe()})")
     if log:
