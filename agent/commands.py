@@ -259,7 +259,8 @@ def run_agent(args) -> int:
     from agent.forwarding import destinations
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
-    from agent.paths import control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.paths import (config_file, control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir,
+                             status_file)
     from agent.policy import enforce, load_policy
     from agent.responses import platform_locker
     from agent.responses.actor import Actor
@@ -311,7 +312,8 @@ def run_agent(args) -> int:
         user = effective_user(config)
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
                                         user=user, status_path=status_file(), recordings_dir=recordings_dir(),
-                                        enrolment_record=None if config.agent.model else record_path(user))
+                                        enrolment_record=None if config.agent.model else record_path(user),
+                                        watched_files=[config_file()])
         agent.policy_locked = frozenset(policy.locked)
 
         def on_sigterm(*_):
@@ -323,6 +325,14 @@ def run_agent(args) -> int:
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
         channel = ControlServer(control_socket(), lambda request: agent.control(
             request["command"], request.get("minutes"), by="with `mouseguard " + request["command"] + "`"))
+
+        from dataclasses import asdict
+
+        from agent.watchdog import Watchdog
+
+        # a kill -9 of this process locks the session (agent/watchdog.py)
+        agent.watchdog = Watchdog({"log": str(logfile), "level": config.logging.level,
+                                   "forwarding": asdict(config.forwarding), "state_dir": str(state_dir())})
 
         def on_ready():
             agent.start()
@@ -345,6 +355,8 @@ def run_agent(args) -> int:
             tray.stop()
             tray.close()
             fleet_events.stop_reporting(timeout=3.0)  # agent_stopped out (or on disk) before exit
+            if agent.watchdog is not None:
+                agent.watchdog.release(clean=agent.clean_stop)
     return 0
 
 

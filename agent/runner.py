@@ -53,7 +53,7 @@ def live_clock() -> float:
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
                  recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
-                 enrolment_record: Path | None = None):
+                 enrolment_record: Path | None = None, watched_files=()):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -67,6 +67,13 @@ class Agent:
         #: The user's enrolment record (agent/enrolled.py): once it exists, a missing or changed
         #: model is a fault, never a reason to learn again. None for a model named in the config.
         self.enrolment_record = enrolment_record
+        #: Files that weaken protection when edited while the agent runs (its config.toml): with
+        #: the model folder and the enrolment record, a change seen there locks first.
+        self.watched_files = list(watched_files)
+        self.files_watch = None  # agent.tamper_watch.FileWatch, from start on
+        self.watchdog = None  # agent.watchdog.Watchdog, set by run_agent
+        #: True once the agent ends through an authenticated stop (the watchdog then stays calm).
+        self.clean_stop = False
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -155,6 +162,7 @@ class Agent:
 
         self.buffer = RingBuffer()
         self._choose_mode()
+        self._watch_files()
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
         self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
@@ -334,10 +342,49 @@ class Agent:
             if self.paused_until is not None and time.time() >= self.paused_until:
                 self.resume("the pause ended")
             self.write_status()
+            self._check_files()
+            self._check_watchdog()
             try:
                 self.check_cohort()
             except Exception:  # a refit problem must not stop the heartbeat (and the status file)
                 log.exception("cohort check failed")
+
+    # -- tampering while running ----------------------------------------------------------
+
+    def _watch_files(self) -> None:
+        from agent.tamper_watch import FileWatch, model_files
+
+        extra = [self.enrolment_record] if self.enrolment_record is not None else []
+        self.files_watch = FileWatch(self.watched_files + model_files(self.model_dir) + extra)
+
+    def _check_files(self) -> None:
+        """Called by the heartbeat: a config, model or enrolment-record change made while the
+        agent runs locks first (agent/tamper_watch.py). Not while learning or refitting: the
+        agent writes the model itself then."""
+        watch = self.files_watch
+        if (watch is None or self.mode == states.LEARNING or self.refit is not None or self._refitted
+                or self._stopped.is_set()):
+            return
+        changed = watch.changed()
+        if not changed:
+            return
+        watch.accept()
+        reason = (f"{', '.join(str(p) for p in changed)} changed while mouseguard runs; the change applies "
+                  "only after the owner unlocks and restarts mouseguard")
+        self._act_now(reason)
+
+    def _check_watchdog(self) -> None:
+        """The watchdog killed while the agent runs: the next step is killing the agent."""
+        if self.watchdog is None or self.watchdog.alive or self._stopped.is_set():
+            return
+        self.watchdog = None
+        self._act_now("the mouseguard watchdog was killed")
+
+    def _act_now(self, reason: str) -> None:
+        log.error("%s: acting (%s)", reason, self.actor.action)
+        outcome = self.actor.act(reason)
+        self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}", anew=True)
+        self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason)
 
     # -- cohort refit -----------------------------------------------------------------------
 
@@ -414,6 +461,7 @@ class Agent:
             return
         log.info("switching to the model refitted against the cohort")
         self._protect(model, refitted=True)
+        self._watch_files()  # the agent's own refit is no tampering
         self._report(fleet_events.MODEL_UPDATED, "refitted against the changed cohort")
 
     def _say_once(self, message: str) -> None:
@@ -449,6 +497,7 @@ class Agent:
         agent ends with it, so the next session's agent is not locked out by this one."""
         log.error("the X display is gone (%s): the desktop session has ended; mouseguard stops", reason)
         self.stop_reason = self.stop_reason or "the desktop session ended (its X display is gone)"
+        self.clean_stop = True  # nothing left to lock
         self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
@@ -574,6 +623,7 @@ class Agent:
                 self.resume()
                 return True, "resumed: protecting again"
             if command == "stop":
+                self.clean_stop = True
                 self.stop_reason = self.stop_reason or f"stopped {by}".strip()
                 self.tray.stop()  # run_agent's tray.run returns and stops the agent
                 return True, "mouseguard stops"

@@ -111,3 +111,21 @@ class ScriptedScorer:
         if isinstance(answer, BaseException):
             raise answer
         return np.broadcast_to(np.asarray(answer, dtype=np.float32), (len(blocks),)).copy()
+
+
+def fake_session_bin(folder) -> tuple:
+    """A PATH folder whose ``loginctl`` stands in for logind (the OS session lock cannot exist
+    on CI): it appends each command line to ``calls`` and reports ``LockedHint=yes``; a silent
+    ``notify-send`` too (no notification daemon here). Returns ``(bin folder, calls file)``;
+    run the agent with ``XDG_SESSION_ID`` set so the locker uses this session."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    calls = folder / "loginctl.calls"
+    (folder / "loginctl").write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n'
+                                     'case "$*" in *LockedHint*) echo yes;; esac\nexit 0\n')
+    (folder / "notify-send").write_text("#!/bin/sh\nexit 0\n")
+    for name in ("loginctl", "notify-send"):
+        (folder / name).chmod(0o755)
+    return folder, calls
