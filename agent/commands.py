@@ -105,11 +105,12 @@ def control(args) -> int:
     Exit 0 when it was done, 1 when the agent refused (no pause left today, too long, not
     paused), 3 when no agent runs (as ``status``)."""
     from agent.control import NotRunning, request
+    from agent.owner_check import LOCKED_WAIT_S, UNLOCK_WAIT_S
     from agent.status import EXIT_NOT_RUNNING
 
     fields = {"minutes": args.minutes} if args.command == "pause" and args.minutes is not None else {}
-    try:
-        done, message = request(args.command, **fields)
+    try:  # a pause or stop waits while the owner unlocks the session it locks first
+        done, message = request(args.command, timeout=UNLOCK_WAIT_S + LOCKED_WAIT_S + 30, **fields)
     except NotRunning as exc:
         print(f"mouseguard: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -250,6 +251,7 @@ def run_agent(args) -> int:
     """``mouseguard run``: the agent in the foreground until Quit, Ctrl-C or SIGTERM."""
     import logging
     import signal
+    import threading
 
     from agent import fleet_events
     from agent.capture import check_display
@@ -294,10 +296,13 @@ def run_agent(args) -> int:
             raise MouseguardError(f"[forwarding]: {exc}") from None
         holder = {}
 
-        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].from_tray("pause", seconds / 60),
-                                  resume=lambda: holder["agent"].from_tray("resume"),
+        def from_tray(*request):  # off the tray's thread: a pause or stop waits for the password
+            threading.Thread(target=holder["agent"].from_tray, args=request, daemon=True).start()
+
+        callbacks = TrayCallbacks(pause=lambda seconds: from_tray("pause", seconds / 60),
+                                  resume=lambda: from_tray("resume"),
                                   open_logs=lambda: open_folder(log_dir()),
-                                  quit=lambda: holder["agent"].from_tray("stop"))
+                                  quit=lambda: from_tray("stop"))
         tray = None
         if config.agent.tray:
             try:
@@ -307,13 +312,15 @@ def run_agent(args) -> int:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
         actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        from agent.owner_check import OwnerCheck, platform_lock_state
         from agent.enrolled import record_path
 
         user = effective_user(config)
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
                                         user=user, status_path=status_file(), recordings_dir=recordings_dir(),
                                         enrolment_record=None if config.agent.model else record_path(user),
-                                        watched_files=[config_file()])
+                                        watched_files=[config_file()],
+                                        owner_check=OwnerCheck(platform_locker(), platform_lock_state()))
         agent.policy_locked = frozenset(policy.locked)
 
         def on_sigterm(*_):

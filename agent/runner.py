@@ -53,7 +53,7 @@ def live_clock() -> float:
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
                  recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
-                 enrolment_record: Path | None = None, watched_files=()):
+                 enrolment_record: Path | None = None, watched_files=(), owner_check=None):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -74,6 +74,9 @@ class Agent:
         self.watchdog = None  # agent.watchdog.Watchdog, set by run_agent
         #: True once the agent ends through an authenticated stop (the watchdog then stays calm).
         self.clean_stop = False
+        #: agent.owner_check.OwnerCheck: a pause or stop locks the session first and is applied
+        #: only once the OS reports it unlocked (the password). None: applied at once (tests).
+        self.owner_check = owner_check
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -623,11 +626,24 @@ class Agent:
                 self.resume()
                 return True, "resumed: protecting again"
             if command == "stop":
+                refused = self._owner_refuses("stop")
+                if refused:
+                    return False, refused
                 self.clean_stop = True
                 self.stop_reason = self.stop_reason or f"stopped {by}".strip()
                 self.tray.stop()  # run_agent's tray.run returns and stops the agent
                 return True, "mouseguard stops"
             return False, f"unknown request {command!r}"
+
+    def _owner_refuses(self, what: str) -> str:
+        """Why ``what`` is refused by the owner check (lock, then the password), or ""."""
+        if self.owner_check is None:
+            return ""
+        ok, message = self.owner_check(what)
+        if ok:
+            return ""
+        log.warning("%s", message)
+        return message
 
     def from_tray(self, command: str, minutes: float | None = None) -> None:
         """A tray menu entry: the same door as the commands, caps included; a refusal is shown,
@@ -651,6 +667,10 @@ class Agent:
         if (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not math.isfinite(minutes)
                 or not 0 < minutes <= limit):
             return False, f"a pause lasts more than 0 and at most {limit} minutes (agent.max_pause_minutes)"
+        if self.pauses.left(time.time()) > 0:  # (no lock for a pause that would be refused anyway)
+            refused = self._owner_refuses("pause")
+            if refused:
+                return False, refused
         now = time.time()
         if not self.pauses.take(now):
             return False, (f"no pause left today: {cfg.pauses_per_day} a day (agent.pauses_per_day); "
