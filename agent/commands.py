@@ -83,7 +83,7 @@ def status(args) -> int:
     from agent.status import EXIT_NOT_RUNNING, assess, read_status
 
     path = status_file()
-    found = read_status(path)
+    found = _status_from_agent(read_status(path))
     code, text = assess(found, time.time())
     logfile = log_dir() / LOG_FILE_NAME
     if getattr(args, "json", False):
@@ -97,6 +97,29 @@ def status(args) -> int:
         for line in policy_lines():
             print(line)
     return code
+
+
+def _status_from_agent(found):
+    """The running agent's own answer over its control socket when the status file says it has
+    one; when none answers there, the file (which anyone in the account can write) is stale or
+    forged, and says so."""
+    import json
+
+    from agent.control import ControlError, NotRunning, request
+
+    if not found or "unreadable" in found or not found.get("control") or found.get("stopped"):
+        return found
+    try:
+        ok, answer = request("status", timeout=3.0)
+        live = json.loads(answer) if ok else None
+    except (NotRunning, ControlError, ValueError) as exc:
+        live, why = None, str(exc)
+    else:
+        why = "its answer was not a status"
+    if isinstance(live, dict) and isinstance(live.get("updated"), (int, float)):
+        return live
+    return {**found, "stopped": (f"the status file says {found.get('state', '?')} (pid {found.get('pid', '?')}), "
+                                 f"but no agent answers on its control socket ({why}): the file is stale or forged")}
 
 
 def control(args) -> int:
@@ -348,6 +371,7 @@ def run_agent(args) -> int:
                 return
             try:
                 channel.start()
+                agent.control_socket = str(channel.path)
             except ControlError as exc:  # the agent protects all the same; only the commands are lost
                 log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
                 agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))

@@ -19,6 +19,7 @@ model once it is written (and nothing is being judged at that moment).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -77,6 +78,7 @@ class Agent:
         #: agent.owner_check.OwnerCheck: a pause or stop locks the session first and is applied
         #: only once the OS reports it unlocked (the password). None: applied at once (tests).
         self.owner_check = owner_check
+        self.control_socket = ""  # set once `mouseguard status|pause|resume|stop` reach this agent
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -131,19 +133,26 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        from agent.status import write_status
+        from agent.files import atomic_write_text
 
         try:
             # Under the state lock, so the heartbeat cannot write older values over newer ones.
             with self._lock:
-                grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
-                write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir),
-                             extra={"grace_until": grace, "log": self.logfile or None,
-                                    "stopped": self.stop_reason or None,
-                                    "trial_hours_left": self._trial_left()})
+                atomic_write_text(self.status_path, json.dumps(self.status_now(), indent=2) + "\n")
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
+
+    def status_now(self) -> dict:
+        """What the status file holds; the agent answers ``mouseguard status`` with it too."""
+        from agent.status import make_status
+
+        with self._lock:
+            grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
+            return make_status(self.state, self.since, self.blocks_scored, self.last_rolling, pid=os.getpid(),
+                               detail=self.detail, model=str(self.model_dir),
+                               extra={"grace_until": grace, "log": self.logfile or None,
+                                      "stopped": self.stop_reason or None, "trial_hours_left": self._trial_left(),
+                                      "control": self.control_socket or None})
 
     def _normal_state(self) -> None:
         """Back to what the mode says, unless the hook is down or a pause runs."""
@@ -617,6 +626,8 @@ class Agent:
         front of them (lock the session first, ask for the password) has one place to go.
         Returns whether it was done and what to tell the one who asked.
         """
+        if command == "status":  # read-only, and not behind a pause waiting for the password
+            return True, json.dumps(self.status_now())
         with self._control_lock:
             if command == "pause":
                 return self._pause_request(minutes, by)

@@ -3,10 +3,12 @@ with ``mouseguard stop`` does not. A real ``mouseguard run`` under Xvfb, its rea
 process, a real UDP syslog receiver for the fleet event; only logind is a fake ``loginctl``."""
 
 import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -73,6 +75,11 @@ def test_kill_9_of_the_agent_locks_the_session_and_stop_does_not(short_dir, xser
     agent = run_agent(env, synth_model)
     try:
         wait_for(lambda: mg("status", env=env).returncode == 0, timeout=40, what="the agent to protect again")
+        status_file = home / "state" / "status.json"
+        forged = {**json.loads(status_file.read_text()), "state": "paused", "detail": "forged"}
+        status_file.write_text(json.dumps(forged))
+        said = mg("status", env=env)  # the agent's own answer, not the file's
+        assert said.returncode == 0 and said.stdout.startswith("protected since"), said.stdout
         agent.send_signal(signal.SIGKILL)
         agent.wait(15)
         wait_for(lambda: calls.read_text().count("lock-session 7") == locks + 1, timeout=20,
@@ -85,3 +92,8 @@ def test_kill_9_of_the_agent_locks_the_session_and_stop_does_not(short_dir, xser
     assert f"the mouseguard agent (pid {agent.pid}) ended without an authenticated stop" in text
     assert "session locked: locked session 7 via logind" in text
     assert "locked" in mg("history", env=env).stdout.split()
+    # a status file claiming a live agent (a running pid, written just now) that nobody answers for
+    status_file.write_text(json.dumps({**forged, "state": "protected", "pid": os.getpid(), "updated": time.time()}))
+    said = mg("status", env=env)
+    assert said.returncode == 3 and said.stdout.startswith("not running: the status file says protected (pid ")
+    assert "no agent answers on its control socket" in said.stdout and "stale or forged" in said.stdout
