@@ -163,6 +163,7 @@ def service_unit(command: Sequence[str]) -> str:
         f"ExecStart={shlex.join(command)}",
         "Restart=on-failure",
         "RestartSec=2",
+        "RestartPreventExitStatus=2",  # a refusal (Wayland, a bad config) is said once, not every 2 s
         "",
     ])
 

@@ -224,6 +224,8 @@ class Agent:
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
                 self._protect(self._load_model())
+                if self.enrolment_record is not None and record is not None:
+                    self._announce_new_enrolment(record)
                 if self.enrolment_record is not None and record is None:  # never silently: it may be planted
                     self.tray.notify("mouseguard recorded your model",
                                      f"No enrolment record was found, so the model in {self.model_dir} is now the "
@@ -256,6 +258,15 @@ class Agent:
         self.mode, self.mode_detail = states.NOT_ENROLLED, detail
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
+
+    def _announce_new_enrolment(self, record: dict) -> None:
+        from agent.enrolled import enrolled_since_last_run
+
+        news = enrolled_since_last_run(record, self.enrolment_record)
+        if news:
+            log.warning("%s", news)
+            self.tray.notify("mouseguard: a new model protects you", news)
+            self._report(fleet_events.MODEL_UPDATED, news)
 
     def _load_model(self):
         """The model folder, verified (with the enrolment record, against it too)."""

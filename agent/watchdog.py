@@ -39,11 +39,25 @@ def agent_ended_cleanly(pipe: IO[str]) -> bool:
     return clean
 
 
-def on_agent_killed(act: Callable[[str], str], report: Callable[[str, str, str], None], pid: int) -> str:
+def on_agent_killed(lock: Callable[[], object], alert: Callable[[str, str], None],
+                    report: Callable[[str, str, str], None], pid: int) -> str:
+    """Lock (alert when that fails), log in the words ``mouseguard history`` reads, report."""
     reason = f"the mouseguard agent (pid {pid}) ended without an authenticated stop (killed or crashed)"
     log.error("%s: locking the session", reason)
-    outcome = act(reason)
-    report("protection_stopped", "not protecting", f"{reason}; the watchdog acted: {outcome}")
+    actions = logging.getLogger("mouseguard.actions")
+    try:
+        result = lock()
+        ok, detail = bool(getattr(result, "ok", False)), str(getattr(result, "detail", result))
+    except Exception as exc:  # a locker should answer, not raise
+        ok, detail = False, f"the locker raised {exc!r}"
+    if ok:
+        actions.warning("session locked: %s", detail)
+        outcome = "locked"
+    else:
+        actions.error("LOCK FAILED: %s (reason for locking: %s)", detail, reason)
+        alert("mouseguard: could not lock the session", f"{reason}. The session could not be locked: {detail}")
+        outcome = "lock failed, alerted"
+    report("protection_stopped", "not protecting", f"{reason}; the watchdog: {outcome}")
     return outcome
 
 
@@ -80,9 +94,8 @@ def main() -> int:
     if agent_ended_cleanly(sys.stdin):
         return 0
     from agent.responses import FallbackNotifier, platform_locker
-    from agent.responses.actor import Actor
 
-    on_agent_killed(Actor("lock", platform_locker(), FallbackNotifier(log)).act, _report_with(settings), pid)
+    on_agent_killed(platform_locker(), FallbackNotifier(log), _report_with(settings), pid)
     return 1
 
 

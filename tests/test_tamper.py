@@ -111,14 +111,21 @@ def test_enroll_from_own_recordings_while_running_locks(enrolled_alice, start_ag
     assert "changed while mouseguard runs" in agent.detail
 
 
-@pytest.mark.xfail(strict=True, reason="enroll while no agent runs asks for no password, and the next start "
-                                       "adopts the new model without a lock or an alert")
 def test_enroll_from_own_recordings_while_stopped_alerts_at_the_next_start(enrolled_alice, start_agent,  # noqa: F811
                                                                           tmp_path, alice_files):
+    # before: the next start adopted the new model in silence
     model_dir, record = enrolled_alice
+    agent, tray, _, _ = start_agent(model_dir, record)
+    assert tray.state == states.PROTECTED and not tray.notifications
+    agent.stop()
     assert enroll(tmp_path, alice_files).returncode == 0
-    agent, tray, locker, _ = start_agent(model_dir, record)
-    assert locker.calls >= 1 or tray.notifications
+    agent, tray, _, _ = start_agent(model_dir, record)
+    assert tray.state == states.PROTECTED
+    assert [t for t, _ in tray.notifications] == ["mouseguard: a new model protects you"]
+    assert "while mouseguard was not running" in tray.notifications[0][1]
+    agent.stop()
+    agent, tray, _, _ = start_agent(model_dir, record)
+    assert not tray.notifications  # said once
 
 
 # -- ending or pausing protection -----------------------------------------------------------------

@@ -97,3 +97,15 @@ def test_kill_9_of_the_agent_locks_the_session_and_stop_does_not(short_dir, xser
     said = mg("status", env=env)
     assert said.returncode == 3 and said.stdout.startswith("not running: the status file says protected (pid ")
     assert "no agent answers on its control socket" in said.stdout and "stale or forged" in said.stdout
+
+
+def test_a_lock_that_fails_is_alerted_and_reported(caplog):
+    from agent.responses.result import LockResult
+    from agent.watchdog import on_agent_killed
+
+    alerts, reports = [], []
+    outcome = on_agent_killed(lambda: LockResult(False, "no locker worked"), lambda t, m: alerts.append(t),
+                              lambda *event: reports.append(event), pid=4242)
+    assert outcome == "lock failed, alerted" and alerts == ["mouseguard: could not lock the session"]
+    assert reports[0][:2] == ("protection_stopped", "not protecting") and "pid 4242" in reports[0][2]
+    assert "LOCK FAILED: no locker worked" in caplog.text
