@@ -836,6 +836,7 @@ class Learner(threading.Thread):
             agent._report(fleet_events.MODEL_REFUSED, f"the model just enrolled: {exc}")
             return False
         agent.tray.notify("mouseguard is now protecting", "Your model is ready; mouseguard watches the mouse.")
+        agent._watch_files()  # the model it just wrote is no tampering (still learning: not yet checked)
         agent._protect(model)
         agent._report(fleet_events.MODEL_UPDATED, "enrolled automatically from the movement learnt")
         return True
