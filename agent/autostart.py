@@ -6,11 +6,14 @@ Stdlib only, like ActivityWatch's aw-qt autostart: the installer calls this thro
 line, and each OS's code runs anywhere (``platform=``, ``home=``, ``env=``, ``registry=``)
 so the tests cover all three on one machine.
 
-Why XDG autostart and not a systemd user service on Linux: a user service runs outside the
-graphical session — no ``XDG_SESSION_ID``, often no ``DISPLAY``/``WAYLAND_DISPLAY`` and a
+Why XDG autostart and not only a systemd user service on Linux: a user service runs outside
+the graphical session — no ``XDG_SESSION_ID``, often no ``DISPLAY``/``WAYLAND_DISPLAY`` and a
 different DBus environment — and ``loginctl lock-session`` from there may silently do
 nothing. An XDG autostart entry is started by the session itself and inherits all of it, so
-locking, the tray and the pynput hook see the session the user is sitting at.
+locking, the tray and the pynput hook see the session the user is sitting at. Where a systemd
+user manager runs, the entry hands that session environment to it and starts a user service
+with ``Restart=on-failure`` (issue 19: nobody kills the agent quietly — the watchdog locks, and
+systemd starts it again); elsewhere the entry runs the agent itself.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from agent.errors import MouseguardError
 from agent.files import atomic_write_bytes, atomic_write_text
 
 DESKTOP_FILE_NAME = "mouseguard.desktop"
+SERVICE_FILE_NAME = "mouseguard.service"
+#: What the user manager needs from the session for the agent to hook, lock and notify there.
+SESSION_ENVIRONMENT = ("DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "XDG_SESSION_ID", "XDG_SESSION_TYPE",
+                       "XDG_CURRENT_DESKTOP", "DBUS_SESSION_BUS_ADDRESS")
 LAUNCH_AGENT_LABEL = "io.github.mouseguard.agent"
 WINDOWS_RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 WINDOWS_VALUE_NAME = "mouseguard"
@@ -134,7 +141,38 @@ def _backend(platform, home, env, registry):
     config_home = env.get("XDG_CONFIG_HOME", "")
     # The base-directory spec says a relative XDG_CONFIG_HOME is invalid and must be ignored.
     base = Path(config_home) if os.path.isabs(config_home) else home / ".config"
-    return _XdgAutostart(base / "autostart" / DESKTOP_FILE_NAME)
+    return _XdgAutostart(base / "autostart" / DESKTOP_FILE_NAME, base / "systemd" / "user" / SERVICE_FILE_NAME,
+                         systemd_user_available(env))
+
+
+def systemd_user_available(env: Mapping[str, str]) -> bool:
+    """A systemd user manager runs for this user (its private socket is in the runtime folder)."""
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    return os.path.isabs(runtime) and os.path.exists(os.path.join(runtime, "systemd", "private"))
+
+
+def service_unit(command: Sequence[str]) -> str:
+    """The user service: restarted when it dies other than by an exit 0 (a kill -9 included)."""
+    return "\n".join([
+        "[Unit]",
+        "Description=mouseguard: locks the session when someone else is at the mouse",
+        "PartOf=graphical-session.target",
+        "After=graphical-session.target",
+        "",
+        "[Service]",
+        f"ExecStart={shlex.join(command)}",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "RestartPreventExitStatus=2",  # a refusal (Wayland, a bad config) is said once, not every 2 s
+        "",
+    ])
+
+
+def session_start_command() -> list[str]:
+    """What the desktop entry runs with systemd: the session's environment to the user manager,
+    then the service (restart: a second login replaces the agent of the first)."""
+    return ["/bin/sh", "-c", f"systemctl --user import-environment {' '.join(SESSION_ENVIRONMENT)}; "
+                             f"exec systemctl --user restart {SERVICE_FILE_NAME}"]
 
 
 def _write(path: Path, payload: bytes | str) -> None:
@@ -245,14 +283,41 @@ def _desktop_entry(command: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class _XdgAutostart:
     path: Path
+    unit: Path | None = None
+    systemd: bool = False
 
     def enable(self, command: list[str]) -> None:
-        _write(self.path, _desktop_entry(command))
+        if not self.systemd:
+            _write(self.path, _desktop_entry(command))
+            if self.unit is not None:
+                _remove(self.unit)
+            return
+        _write(self.unit, service_unit(command))
+        _write(self.path, _desktop_entry(session_start_command()))
+        try:  # the manager may have read an older unit; the next login reads it anyway
+            subprocess.run(["systemctl", "--user", "daemon-reload"], capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            pass
 
     def disable(self) -> bool:
-        return _remove(self.path)
+        removed = _remove(self.path)
+        return (_remove(self.unit) if self.unit is not None else False) or removed
 
     def status(self) -> AutostartStatus:
+        found = self._entry_status()
+        if not found or found.command != shlex.join(session_start_command()):
+            return found
+        location = f"{self.path} + {self.unit}"
+        try:
+            execs = [line.split("=", 1)[1] for line in self.unit.read_text(encoding="utf-8").splitlines()
+                     if line.startswith("ExecStart=")]
+        except (OSError, UnicodeDecodeError) as exc:
+            return AutostartStatus(False, location, note=f"{self.unit} cannot be read: {exc}")
+        if not execs:
+            return AutostartStatus(False, location, note=f"{self.unit} has no ExecStart line")
+        return AutostartStatus(True, location, f"{execs[0]} (systemd user service, Restart=on-failure)")
+
+    def _entry_status(self) -> AutostartStatus:
         if not self.path.exists():
             return AutostartStatus(False, str(self.path))
         parser = configparser.ConfigParser(interpolation=None, strict=False)

@@ -83,7 +83,7 @@ def status(args) -> int:
     from agent.status import EXIT_NOT_RUNNING, assess, read_status
 
     path = status_file()
-    found = read_status(path)
+    found = _status_from_agent(read_status(path))
     code, text = assess(found, time.time())
     logfile = log_dir() / LOG_FILE_NAME
     if getattr(args, "json", False):
@@ -99,17 +99,41 @@ def status(args) -> int:
     return code
 
 
+def _status_from_agent(found):
+    """The running agent's own answer over its control socket when the status file says it has
+    one; when none answers there, the file (which anyone in the account can write) is stale or
+    forged, and says so."""
+    import json
+
+    from agent.control import ControlError, NotRunning, request
+
+    if not found or "unreadable" in found or not found.get("control") or found.get("stopped"):
+        return found
+    try:
+        ok, answer = request("status", timeout=3.0)
+        live = json.loads(answer) if ok else None
+    except (NotRunning, ControlError, ValueError) as exc:
+        live, why = None, str(exc)
+    else:
+        why = "its answer was not a status"
+    if isinstance(live, dict) and isinstance(live.get("updated"), (int, float)):
+        return live
+    return {**found, "stopped": (f"the status file says {found.get('state', '?')} (pid {found.get('pid', '?')}), "
+                                 f"but no agent answers on its control socket ({why}): the file is stale or forged")}
+
+
 def control(args) -> int:
     """``mouseguard pause [MIN] | resume | stop``: ask the running agent over its private channel.
 
     Exit 0 when it was done, 1 when the agent refused (no pause left today, too long, not
     paused), 3 when no agent runs (as ``status``)."""
     from agent.control import NotRunning, request
+    from agent.owner_check import LOCKED_WAIT_S, UNLOCK_WAIT_S
     from agent.status import EXIT_NOT_RUNNING
 
     fields = {"minutes": args.minutes} if args.command == "pause" and args.minutes is not None else {}
-    try:
-        done, message = request(args.command, **fields)
+    try:  # a pause or stop waits while the owner unlocks the session it locks first
+        done, message = request(args.command, timeout=UNLOCK_WAIT_S + LOCKED_WAIT_S + 30, **fields)
     except NotRunning as exc:
         print(f"mouseguard: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -217,7 +241,8 @@ def forget(args) -> int:
                                   "menu, Quit), then forget; nothing was erased") from None
     model = paths.user_model_dir(user)
     staging, backups = leftovers(model)
-    candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user)]
+    candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user),
+                  enrolled.seen_path(enrolled.record_path(user))]
     if config.cohort.dir:
         candidates.append(member_path(config.cohort.dir, user))
     if user == effective_user(config):  # the agent's log and status are about the user it protects
@@ -250,6 +275,7 @@ def run_agent(args) -> int:
     """``mouseguard run``: the agent in the foreground until Quit, Ctrl-C or SIGTERM."""
     import logging
     import signal
+    import threading
 
     from agent import fleet_events
     from agent.capture import check_display
@@ -259,7 +285,8 @@ def run_agent(args) -> int:
     from agent.forwarding import destinations
     from agent.instance import InstanceLock
     from agent.logs import setup_logging
-    from agent.paths import control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir, status_file
+    from agent.paths import (config_file, control_socket, ensure, lock_file, log_dir, recordings_dir, state_dir,
+                             status_file)
     from agent.policy import enforce, load_policy
     from agent.responses import platform_locker
     from agent.responses.actor import Actor
@@ -293,10 +320,13 @@ def run_agent(args) -> int:
             raise MouseguardError(f"[forwarding]: {exc}") from None
         holder = {}
 
-        callbacks = TrayCallbacks(pause=lambda seconds: holder["agent"].from_tray("pause", seconds / 60),
-                                  resume=lambda: holder["agent"].from_tray("resume"),
+        def from_tray(*request):  # off the tray's thread: a pause or stop waits for the password
+            threading.Thread(target=holder["agent"].from_tray, args=request, daemon=True).start()
+
+        callbacks = TrayCallbacks(pause=lambda seconds: from_tray("pause", seconds / 60),
+                                  resume=lambda: from_tray("resume"),
                                   open_logs=lambda: open_folder(log_dir()),
-                                  quit=lambda: holder["agent"].from_tray("stop"))
+                                  quit=lambda: from_tray("stop"))
         tray = None
         if config.agent.tray:
             try:
@@ -306,12 +336,15 @@ def run_agent(args) -> int:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
         actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        from agent.owner_check import OwnerCheck, platform_lock_state
         from agent.enrolled import record_path
 
         user = effective_user(config)
         agent = holder["agent"] = Agent(config, tray, actor, model_dir=effective_model_dir(config),
                                         user=user, status_path=status_file(), recordings_dir=recordings_dir(),
-                                        enrolment_record=None if config.agent.model else record_path(user))
+                                        enrolment_record=None if config.agent.model else record_path(user),
+                                        watched_files=[config_file()],
+                                        owner_check=OwnerCheck(platform_locker(), platform_lock_state()))
         agent.policy_locked = frozenset(policy.locked)
 
         def on_sigterm(*_):
@@ -324,6 +357,14 @@ def run_agent(args) -> int:
         channel = ControlServer(control_socket(), lambda request: agent.control(
             request["command"], request.get("minutes"), by="with `mouseguard " + request["command"] + "`"))
 
+        from dataclasses import asdict
+
+        from agent.watchdog import Watchdog
+
+        # a kill -9 of this process locks the session (agent/watchdog.py)
+        agent.watchdog = Watchdog({"log": str(logfile), "level": config.logging.level,
+                                   "forwarding": asdict(config.forwarding), "state_dir": str(state_dir())})
+
         def on_ready():
             agent.start()
             if not channel_available():
@@ -331,6 +372,7 @@ def run_agent(args) -> int:
                 return
             try:
                 channel.start()
+                agent.control_socket = str(channel.path)
             except ControlError as exc:  # the agent protects all the same; only the commands are lost
                 log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
                 agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
@@ -345,6 +387,8 @@ def run_agent(args) -> int:
             tray.stop()
             tray.close()
             fleet_events.stop_reporting(timeout=3.0)  # agent_stopped out (or on disk) before exit
+            if agent.watchdog is not None:
+                agent.watchdog.release(clean=agent.clean_stop)
     return 0
 
 

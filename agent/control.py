@@ -32,7 +32,7 @@ from agent.errors import MouseguardError
 
 log = logging.getLogger("mouseguard.control")
 
-COMMANDS = ("pause", "resume", "stop")
+COMMANDS = ("pause", "resume", "stop", "status")
 #: A request or reply is one short JSON line; anything longer is not ours.
 MAX_MESSAGE = 4096
 #: How long one connection may take to send its request: a client that connects and says

@@ -121,3 +121,33 @@ def load_verified(model_dir: str | os.PathLike, record: str | os.PathLike | None
     except OSError as exc:  # protecting matters more; the next start tries again
         log.error("cannot write the enrolment record %s: %s", record, exc.strerror or exc)
     return model
+
+
+def seen_path(record: str | os.PathLike) -> Path:
+    """Beside the record: the model the agent last protected with (``.<user>.json.seen``: not
+    ending in .json, so no user's record can be named like it)."""
+    record = Path(record)
+    return record.with_name(f".{record.name}.seen")
+
+
+def enrolled_since_last_run(record: dict, record_file: str | os.PathLike) -> str:
+    """What to tell the owner when the record differs from the one the agent last protected
+    with: ``mouseguard enroll`` run while no agent ran asks no password, so a new model is
+    announced (and reported), never adopted in silence. "" when it is the same, or when the
+    agent never protected with a record here before (a first start, an upgrade)."""
+    path = seen_path(record_file)
+    try:
+        seen = json.loads(path.read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        seen = None
+    if seen != record.get("sha256"):
+        try:
+            atomic_write_text(path, json.dumps({"sha256": record.get("sha256"),
+                                                "recorded": record.get("recorded")}) + "\n")
+        except OSError as exc:
+            log.warning("cannot note the model protected with in %s: %s", path, exc.strerror or exc)
+    if seen is None or seen == record.get("sha256"):
+        return ""
+    return (f"A new model of {record.get('user', '?')} was enrolled ({record.get('recorded', '?')}) while "
+            "mouseguard was not running, and it protects with it now. If you did not enrol, someone else "
+            "may have: run 'mouseguard enroll' yourself.")

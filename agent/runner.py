@@ -19,6 +19,7 @@ model once it is written (and nothing is being judged at that moment).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -53,7 +54,7 @@ def live_clock() -> float:
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
                  recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
-                 enrolment_record: Path | None = None):
+                 enrolment_record: Path | None = None, watched_files=(), owner_check=None):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -67,6 +68,17 @@ class Agent:
         #: The user's enrolment record (agent/enrolled.py): once it exists, a missing or changed
         #: model is a fault, never a reason to learn again. None for a model named in the config.
         self.enrolment_record = enrolment_record
+        #: Files that weaken protection when edited while the agent runs (its config.toml): with
+        #: the model folder and the enrolment record, a change seen there locks first.
+        self.watched_files = list(watched_files)
+        self.files_watch = None  # agent.tamper_watch.FileWatch, from start on
+        self.watchdog = None  # agent.watchdog.Watchdog, set by run_agent
+        #: True once the agent ends through an authenticated stop (the watchdog then stays calm).
+        self.clean_stop = False
+        #: agent.owner_check.OwnerCheck: a pause or stop locks the session first and is applied
+        #: only once the OS reports it unlocked (the password). None: applied at once (tests).
+        self.owner_check = owner_check
+        self.control_socket = ""  # set once `mouseguard status|pause|resume|stop` reach this agent
         self._lock = threading.RLock()
         self._stopped = threading.Event()
         self.state = states.NOT_ENROLLED
@@ -121,19 +133,26 @@ class Agent:
             self.write_status()
 
     def write_status(self) -> None:
-        from agent.status import write_status
+        from agent.files import atomic_write_text
 
         try:
             # Under the state lock, so the heartbeat cannot write older values over newer ones.
             with self._lock:
-                grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
-                write_status(self.status_path, self.state, self.since, self.blocks_scored, self.last_rolling,
-                             pid=os.getpid(), detail=self.detail, model=str(self.model_dir),
-                             extra={"grace_until": grace, "log": self.logfile or None,
-                                    "stopped": self.stop_reason or None,
-                                    "trial_hours_left": self._trial_left()})
+                atomic_write_text(self.status_path, json.dumps(self.status_now(), indent=2) + "\n")
         except OSError as exc:
             log.warning("cannot write the status file %s: %s", self.status_path, exc)
+
+    def status_now(self) -> dict:
+        """What the status file holds; the agent answers ``mouseguard status`` with it too."""
+        from agent.status import make_status
+
+        with self._lock:
+            grace = self.grace_until if self.grace_until and self.grace_until > time.time() else None
+            return make_status(self.state, self.since, self.blocks_scored, self.last_rolling, pid=os.getpid(),
+                               detail=self.detail, model=str(self.model_dir),
+                               extra={"grace_until": grace, "log": self.logfile or None,
+                                      "stopped": self.stop_reason or None, "trial_hours_left": self._trial_left(),
+                                      "control": self.control_socket or None})
 
     def _normal_state(self) -> None:
         """Back to what the mode says, unless the hook is down or a pause runs."""
@@ -155,6 +174,7 @@ class Agent:
 
         self.buffer = RingBuffer()
         self._choose_mode()
+        self._watch_files()
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
         self.supervisor = HookSupervisor(make_hook, self.on_health, on_display_gone=self.on_display_gone)
         self.supervisor.start()
@@ -204,6 +224,8 @@ class Agent:
         if (self.model_dir / "manifest.json").exists() or (self.model_dir / "model.onnx").exists():
             try:
                 self._protect(self._load_model())
+                if self.enrolment_record is not None and record is not None:
+                    self._announce_new_enrolment(record)
                 if self.enrolment_record is not None and record is None:  # never silently: it may be planted
                     self.tray.notify("mouseguard recorded your model",
                                      f"No enrolment record was found, so the model in {self.model_dir} is now the "
@@ -236,6 +258,15 @@ class Agent:
         self.mode, self.mode_detail = states.NOT_ENROLLED, detail
         self.set_state(self.mode, self.mode_detail)
         self.tray.notify("mouseguard is not protecting yet", notice)
+
+    def _announce_new_enrolment(self, record: dict) -> None:
+        from agent.enrolled import enrolled_since_last_run
+
+        news = enrolled_since_last_run(record, self.enrolment_record)
+        if news:
+            log.warning("%s", news)
+            self.tray.notify("mouseguard: a new model protects you", news)
+            self._report(fleet_events.MODEL_UPDATED, news)
 
     def _load_model(self):
         """The model folder, verified (with the enrolment record, against it too)."""
@@ -334,10 +365,49 @@ class Agent:
             if self.paused_until is not None and time.time() >= self.paused_until:
                 self.resume("the pause ended")
             self.write_status()
+            self._check_files()
+            self._check_watchdog()
             try:
                 self.check_cohort()
             except Exception:  # a refit problem must not stop the heartbeat (and the status file)
                 log.exception("cohort check failed")
+
+    # -- tampering while running ----------------------------------------------------------
+
+    def _watch_files(self) -> None:
+        from agent.tamper_watch import FileWatch, model_files
+
+        extra = [self.enrolment_record] if self.enrolment_record is not None else []
+        self.files_watch = FileWatch(self.watched_files + model_files(self.model_dir) + extra)
+
+    def _check_files(self) -> None:
+        """Called by the heartbeat: a config, model or enrolment-record change made while the
+        agent runs locks first (agent/tamper_watch.py). Not while learning or refitting: the
+        agent writes the model itself then."""
+        watch = self.files_watch
+        if (watch is None or self.mode == states.LEARNING or self.refit is not None or self._refitted
+                or self._stopped.is_set()):
+            return
+        changed = watch.changed()
+        if not changed:
+            return
+        watch.accept()
+        reason = (f"{', '.join(str(p) for p in changed)} changed while mouseguard runs; the change applies "
+                  "only after the owner unlocks and restarts mouseguard")
+        self._act_now(reason)
+
+    def _check_watchdog(self) -> None:
+        """The watchdog killed while the agent runs: the next step is killing the agent."""
+        if self.watchdog is None or self.watchdog.alive or self._stopped.is_set():
+            return
+        self.watchdog = None
+        self._act_now("the mouseguard watchdog was killed")
+
+    def _act_now(self, reason: str) -> None:
+        log.error("%s: acting (%s)", reason, self.actor.action)
+        outcome = self.actor.act(reason)
+        self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}", anew=True)
+        self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason)
 
     # -- cohort refit -----------------------------------------------------------------------
 
@@ -414,6 +484,7 @@ class Agent:
             return
         log.info("switching to the model refitted against the cohort")
         self._protect(model, refitted=True)
+        self._watch_files()  # the agent's own refit is no tampering
         self._report(fleet_events.MODEL_UPDATED, "refitted against the changed cohort")
 
     def _say_once(self, message: str) -> None:
@@ -449,6 +520,7 @@ class Agent:
         agent ends with it, so the next session's agent is not locked out by this one."""
         log.error("the X display is gone (%s): the desktop session has ended; mouseguard stops", reason)
         self.stop_reason = self.stop_reason or "the desktop session ended (its X display is gone)"
+        self.clean_stop = True  # nothing left to lock
         self.tray.stop()
 
     def on_verdicts(self, verdicts) -> None:
@@ -565,6 +637,8 @@ class Agent:
         front of them (lock the session first, ask for the password) has one place to go.
         Returns whether it was done and what to tell the one who asked.
         """
+        if command == "status":  # read-only, and not behind a pause waiting for the password
+            return True, json.dumps(self.status_now())
         with self._control_lock:
             if command == "pause":
                 return self._pause_request(minutes, by)
@@ -574,10 +648,24 @@ class Agent:
                 self.resume()
                 return True, "resumed: protecting again"
             if command == "stop":
+                refused = self._owner_refuses("stop")
+                if refused:
+                    return False, refused
+                self.clean_stop = True
                 self.stop_reason = self.stop_reason or f"stopped {by}".strip()
                 self.tray.stop()  # run_agent's tray.run returns and stops the agent
                 return True, "mouseguard stops"
             return False, f"unknown request {command!r}"
+
+    def _owner_refuses(self, what: str) -> str:
+        """Why ``what`` is refused by the owner check (lock, then the password), or ""."""
+        if self.owner_check is None:
+            return ""
+        ok, message = self.owner_check(what)
+        if ok:
+            return ""
+        log.warning("%s", message)
+        return message
 
     def from_tray(self, command: str, minutes: float | None = None) -> None:
         """A tray menu entry: the same door as the commands, caps included; a refusal is shown,
@@ -601,6 +689,10 @@ class Agent:
         if (not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not math.isfinite(minutes)
                 or not 0 < minutes <= limit):
             return False, f"a pause lasts more than 0 and at most {limit} minutes (agent.max_pause_minutes)"
+        if self.pauses.left(time.time()) > 0:  # (no lock for a pause that would be refused anyway)
+            refused = self._owner_refuses("pause")
+            if refused:
+                return False, refused
         now = time.time()
         if not self.pauses.take(now):
             return False, (f"no pause left today: {cfg.pauses_per_day} a day (agent.pauses_per_day); "
@@ -744,6 +836,7 @@ class Learner(threading.Thread):
             agent._report(fleet_events.MODEL_REFUSED, f"the model just enrolled: {exc}")
             return False
         agent.tray.notify("mouseguard is now protecting", "Your model is ready; mouseguard watches the mouse.")
+        agent._watch_files()  # the model it just wrote is no tampering (still learning: not yet checked)
         agent._protect(model)
         agent._report(fleet_events.MODEL_UPDATED, "enrolled automatically from the movement learnt")
         return True

@@ -59,7 +59,7 @@ def write_status(
     now: float | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Atomically replace the status file (0600).
+    """Atomically replace the status file (0600) with ``make_status``'s payload.
 
     ``since`` is when ``state`` began and ``now`` when this was written, both wall-clock
     seconds (``time.time()``): they are shown to a person and compared across processes, so
@@ -67,6 +67,14 @@ def write_status(
     fields of ``_FIELDS`` (``stopped``, ``grace_until``, ``trial_hours_left``, ``log``); a
     None value is left out.
     """
+    payload = make_status(state, since, blocks_scored, last_score, pid, detail, model, now=now, extra=extra)
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def make_status(state: str, since: float, blocks_scored: int, last_score: float | None, pid: int,
+                detail: str = "", model: str = "", *, now: float | None = None,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status the file holds, and the running agent answers to ``mouseguard status``."""
     if state not in STATES:
         raise ValueError(f"unknown state {state!r} (expected one of {', '.join(STATES)})")
     payload = {
@@ -85,7 +93,7 @@ def write_status(
             raise ValueError(f"unknown optional status field {key!r}")
         if value is not None:
             payload[key] = value
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    return payload
 
 
 def read_status(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -272,6 +280,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "grace_until": (_is_time, "a time"),
     "trial_hours_left": (lambda v: _number(v) is not None and v >= 0, "a number of hours"),
     "log": (lambda v: isinstance(v, str), "text"),
+    "control": (lambda v: isinstance(v, str), "text"),  # the agent answers `status` on its socket
 }
 
 

@@ -111,3 +111,26 @@ class ScriptedScorer:
         if isinstance(answer, BaseException):
             raise answer
         return np.broadcast_to(np.asarray(answer, dtype=np.float32), (len(blocks),)).copy()
+
+
+def fake_session_bin(folder) -> tuple:
+    """A PATH folder whose ``loginctl`` stands in for logind (the OS session lock cannot exist
+    on CI): it appends each command line to ``calls``; after ``lock-session`` it reports
+    ``LockedHint=yes`` twice (the locker's confirmation, the owner check's) and ``no`` after
+    that, as if the owner unlocked at once. A silent ``notify-send`` too (no notification daemon
+    here). Returns ``(bin folder, calls file)``; run the agent with ``XDG_SESSION_ID`` set."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    calls, reads = folder / "loginctl.calls", folder / "loginctl.locked"
+    (folder / "loginctl").write_text(
+        f'#!/bin/sh\necho "$*" >> "{calls}"\n'
+        f'case "$*" in\n  lock-session*) echo 2 > "{reads}";;\n'
+        f'  *LockedHint*) n=$(cat "{reads}" 2>/dev/null || echo 0)\n'
+        f'    if [ "$n" -gt 0 ]; then echo yes; echo $((n - 1)) > "{reads}"; else echo no; fi;;\n'
+        'esac\nexit 0\n')
+    (folder / "notify-send").write_text("#!/bin/sh\nexit 0\n")
+    for name in ("loginctl", "notify-send"):
+        (folder / name).chmod(0o755)
+    return folder, calls

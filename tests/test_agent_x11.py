@@ -142,6 +142,8 @@ def test_no_model_learns_then_protects(make_agent, synth_model, tmp_path, xserve
         assert seen["files"] and all(os.path.exists(f) for f in seen["files"])
         assert any("now protecting" in t for t, _ in tray.notifications)
         assert list((tmp_path / "rec" / "alice").glob("*.csv.gz"))  # the learnt movement is kept
+        time.sleep(1.5)  # heartbeats: the model the agent wrote itself is not taken for tampering
+        assert "changed while mouseguard runs" not in agent.detail and states.ALERTED not in tray.states[-1]
     finally:
         agent.stop()
 

@@ -3,6 +3,7 @@
 import configparser
 import os
 import plistlib
+import shlex
 import stat
 import subprocess
 
@@ -229,3 +230,28 @@ def test_default_command():
     assert autostart.default_command("win32", r"C:\v\Scripts\python.exe") == [
         r"C:\v\Scripts\pythonw.exe", "-m", "agent", "run"]
     assert autostart.default_command()[1:] == ["-m", "agent", "run"]
+
+
+def test_linux_with_a_systemd_user_manager_starts_a_service_that_restarts(xdg, tmp_path):
+    # issue 19: a kill -9 must not end protection for the rest of the session
+    where, desktop = xdg
+    runtime = tmp_path / "run"
+    (runtime / "systemd").mkdir(parents=True)
+    (runtime / "systemd" / "private").touch()  # the user manager's socket
+    where["env"]["XDG_RUNTIME_DIR"] = str(runtime)
+    unit = tmp_path / "xdg" / "systemd" / "user" / "mouseguard.service"
+    found = autostart.enable(COMMAND, **where)
+    text = unit.read_text()
+    assert "Restart=on-failure" in text and f"ExecStart={shlex.join(COMMAND)}" in text.splitlines()
+    assert "[Install]" not in text  # started by the session's entry, never outside a session
+    assert parse_desktop_exec(read_desktop(desktop)["Exec"]) == autostart.session_start_command()
+    assert "import-environment DISPLAY XAUTHORITY" in autostart.session_start_command()[2]
+    assert found and str(found) == (f"enabled: {desktop} + {unit} starts {shlex.join(COMMAND)} "
+                                    "(systemd user service, Restart=on-failure)")
+    unit.unlink()
+    assert not autostart.status(**where) and "cannot be read" in autostart.status(**where).note
+    autostart.enable(COMMAND, **where)
+    assert autostart.disable(**where) and not unit.exists() and not desktop.exists()
+    autostart.enable(COMMAND, **where)
+    del where["env"]["XDG_RUNTIME_DIR"]  # no manager any more: the entry runs the agent, no stale unit
+    assert autostart.enable(COMMAND, **where).command == shlex.join(COMMAND) and not unit.exists()

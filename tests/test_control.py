@@ -187,12 +187,11 @@ def mg(*args, env, timeout=60):
 
 
 def test_pause_resume_stop_a_running_agent_from_the_command_line(short_dir, xserver, synth_model):
-    bin_dir = short_dir / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "notify-send").write_text("#!/bin/sh\nexit 0\n")  # no notification daemon here
-    (bin_dir / "notify-send").chmod(0o755)
+    from tests.fakes import fake_session_bin
+
+    bin_dir, lock_calls = fake_session_bin(short_dir / "bin")  # the owner unlocks at once
     env = {**os.environ, "MOUSEGUARD_HOME": str(short_dir / "mg"), "DISPLAY": xserver.display,
-           "XDG_SESSION_TYPE": "x11", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+           "XDG_SESSION_TYPE": "x11", "XDG_SESSION_ID": "7", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     env.pop("XDG_RUNTIME_DIR", None)
     assert mg("pause", env=env).returncode == 3  # no agent yet: "not running", as status says it
     agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--no-tray", "--model", str(synth_model)],
@@ -204,6 +203,7 @@ def test_pause_resume_stop_a_running_agent_from_the_command_line(short_dir, xser
 
         paused = mg("pause", "5", env=env)
         assert paused.returncode == 0 and paused.stdout.startswith("paused until "), paused.stderr
+        assert lock_calls.read_text().count("lock-session 7") == 1  # locked first: the password paused it
         status = mg("status", env=env)
         assert status.returncode == 1 and status.stdout.startswith("paused since")
         too_long = mg("pause", "600", env=env)
@@ -216,6 +216,7 @@ def test_pause_resume_stop_a_running_agent_from_the_command_line(short_dir, xser
 
         stopped = mg("stop", env=env)
         assert (stopped.returncode, stopped.stdout) == (0, "mouseguard stopped\n"), stopped.stderr
+        assert lock_calls.read_text().count("lock-session 7") == 2
         assert agent.wait(15) == 0
         status = mg("status", env=env)
         assert status.returncode == 3

@@ -177,3 +177,32 @@ class LinuxLocker:
             err = (done.stderr or done.stdout or "").strip().splitlines()
             return False, f"exit {done.returncode}" + (f": {err[-1]}" if err else "")
         return True, done.stdout or ""
+
+
+# -- is the session locked? (for the owner check before a pause or stop) ----------------------
+
+
+def dbus_get_active_command(bus_name: str, object_path: str, interface: str) -> list[str]:
+    return ["dbus-send", "--session", "--print-reply", f"--dest={bus_name}", object_path, f"{interface}.GetActive"]
+
+
+class LinuxLockState:
+    """``is_locked()``: True / False from logind's ``LockedHint`` of the session, else from the
+    screen savers' ``GetActive`` over DBus; None when neither answers (then nobody can tell
+    when the owner has unlocked, and a pause or stop is refused). Never raises."""
+
+    def __init__(self, run: Run = subprocess.run, env: Mapping[str, str] | None = None, uid: int | None = None,
+                 command_timeout_s: float = COMMAND_TIMEOUT_S):
+        self._locker = LinuxLocker(run=run, env=env, uid=uid, command_timeout_s=command_timeout_s)
+
+    def is_locked(self) -> bool | None:
+        session_id, _ = self._locker.find_session()
+        if session_id is not None:
+            ok, hint = self._locker._call(locked_hint_command(session_id))
+            if ok and hint.strip() in ("yes", "no"):
+                return hint.strip() == "yes"
+        for bus_name, path, method in DBUS_LOCKS:
+            ok, output = self._locker._call(dbus_get_active_command(bus_name, path, method.rsplit(".", 1)[0]))
+            if ok and "boolean" in output:
+                return "boolean true" in output
+        return None
