@@ -404,8 +404,14 @@ def enroll(args) -> int:
     return enroll_cmd(args)
 
 
+def update_model(args) -> int:
+    from agent.template import update_model_cmd
+
+    return update_model_cmd(args)
+
+
 HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo,
-            "enroll": enroll, "status": status, "history": history,
+            "enroll": enroll, "update-model": update_model, "status": status, "history": history,
             "pause": control, "resume": control, "stop": control, "autostart": autostart, "forget": forget}
 
 
