@@ -140,7 +140,8 @@ def split_new(new_blocks: np.ndarray, enrolment_train_blocks: int, guard: Guard)
 
 def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_dir=None, *,
            guard: Guard = Guard(), cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0,
-           encoder_dir=None, pool_path=None, cohort: dict[str, np.ndarray] | None = None, log=None) -> dict:
+           encoder_dir=None, pool_path=None, cohort: dict[str, np.ndarray] | None = None, log=None,
+           exclude_pool_users=()) -> dict:
     """Refit the model in ``model_dir`` on ``recordings`` (its enrolment's events) plus
     ``new_blocks`` (kept by the agent, oldest first); write it to ``out_dir`` (default: over
     ``model_dir``, atomically) only if the guard accepts it. Returns the report: ``accepted``,
@@ -180,7 +181,7 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
     heads = training_heads([len(r) for r in runs])
     enrol_train, anchor_held = split_at(runs, heads)
     new_train, new_held = split_new(new_blocks, sum(map(len, enrol_train)), guard)
-    impostor_train, impostor_held, _, _ = pool_impostors(recordings, spec, pool_path, cfg, log=log)
+    impostor_train, impostor_held, _, _ = pool_impostors(recordings, spec, pool_path, cfg, exclude_pool_users, log)
     if log:
         log(f"update: {len(new_blocks)} kept blocks offered, {len(new_train)} train "
             f"(enrolment: {sum(map(len, enrol_train))}), {len(new_held)} held out")
