@@ -217,7 +217,10 @@ def forget(args) -> int:
                                   "menu, Quit), then forget; nothing was erased") from None
     model = paths.user_model_dir(user)
     staging, backups = leftovers(model)
-    candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user)]
+    from agent.template import store_path
+
+    candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user),
+                  store_path(user)]  # the blocks kept for a template update
     if config.cohort.dir:
         candidates.append(member_path(config.cohort.dir, user))
     if user == effective_user(config):  # the agent's log and status are about the user it protects

@@ -11,6 +11,8 @@ import logging
 import stat
 import time
 
+import numpy as np
+
 from agent import fleet_events, states
 from agent.cli import main
 from agent.config import load_config
@@ -133,3 +135,13 @@ def test_config_template_section_is_checked(mouseguard_home, capsys):
     assert main(["update-model", "--user", "alice"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "update_hours" in err[0]
+
+
+def test_forget_erases_the_kept_blocks(mouseguard_home, capsys):
+    from agent.blocks import SEED_SPEC
+    from agent.template import store_path, write_store
+
+    write_store(store_path("alice"), SEED_SPEC, np.zeros((3, SEED_SPEC.channels, SEED_SPEC.size), np.float32), 5.0)
+    assert main(["forget", "--user", "alice", "--yes"]) == 0
+    assert not store_path("alice").exists()
+    assert f"erased {store_path('alice')}" in capsys.readouterr().out
