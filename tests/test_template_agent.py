@@ -145,3 +145,44 @@ def test_forget_erases_the_kept_blocks(mouseguard_home, capsys):
     assert main(["forget", "--user", "alice", "--yes"]) == 0
     assert not store_path("alice").exists()
     assert f"erased {store_path('alice')}" in capsys.readouterr().out
+
+
+def test_live_impostor_input_through_the_hook_leaves_nothing_kept(mouseguard_home, alice_files, xserver):
+    """Under Xvfb: real pynput hook, real xdotool input. Scribbling makes the agent suspicious (the
+    threshold raised to 0.99: a one-epoch enrolment against the pool alone takes scribbles for
+    alice); the blocks reached the keeper (active time counted), nothing waits, and the next
+    quiet minutes keep nothing."""
+    from agent.config import AgentConfig, Config, DecisionConfig, TemplateConfig
+    from agent.paths import recordings_dir, status_file, user_model_dir
+    from agent.responses.actor import Actor
+    from tests.test_agent_x11 import FakeLocker
+    from tests.waiting import wait_for
+
+    assert main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "1"]) == 0
+    tray, locker = RecordingTray(), FakeLocker()
+    config = Config(agent=AgentConfig(trial_hours=0), decision=DecisionConfig(window=3, threshold=0.99),
+                    template=TemplateConfig(quiet_minutes=5))
+    agent = Agent(config, tray, Actor("lock", locker, tray.notify), model_dir=user_model_dir("alice"), user="alice",
+                  status_path=status_file(), recordings_dir=recordings_dir(), heartbeat=0.5)
+    agent.start()
+    try:
+        wait_for(lambda: agent.hook_ok, what="the hook to run")
+        keeper = agent.template
+        assert keeper is not None
+        # xdotool's moves, 20 ms apart: the enrolled (encoder's) block spec merges events closer than 10 ms
+        import random
+
+        rnd, args = random.Random(5), []
+        for _ in range(700):
+            args += ["mousemove", str(rnd.randrange(5, 1270)), str(rnd.randrange(5, 790)), "sleep", "0.02"]
+        for start in range(0, len(args), 500):
+            xserver.xdotool(*args[start:start + 500])
+        wait_for(lambda: states.SUSPICIOUS in [s for s, _ in tray.states], what="a suspicious state")
+        wait_for(lambda: keeper.quiet_until > 0, what="the keeper to hear of it")
+        assert keeper.active_seconds > 0
+        assert keeper.pending == [] and len(keeper.blocks) == 0
+        assert agent.check_template() is False
+    finally:
+        agent.stop()
+    assert stat.S_IMODE(keeper.path.stat().st_mode) == 0o600
+    assert len(read_store(keeper.path, agent.model.spec)[0]) == 0
