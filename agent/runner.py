@@ -450,44 +450,15 @@ class Agent:
                                        margin=c.margin, quiet_minutes=c.quiet_minutes)
 
     def _offer_template(self, v, threshold: float) -> None:
-        """Whether the block of ``v`` may be kept (agent/template.py says what and why)."""
-        keeper = self.template
-        if keeper is None:
-            return
-        verdict = v.verdict
-        if verdict.act or verdict.fault or verdict.state != states.PROTECTED or self.state != states.PROTECTED:
-            if verdict.act or verdict.state in (states.SUSPICIOUS, states.LOCKED, states.ALERTED):
-                keeper.incident(v.t)
-            return
-        calm = self.paused_until is None and not (self.trial is not None and self.trial.running)
-        keeper.offer(v.t, v.block, verdict.score, threshold, calm)
+        if self.template is not None:
+            calm = (self.state == states.PROTECTED and self.paused_until is None
+                    and not (self.trial is not None and self.trial.running))
+            self.template.verdict(v, threshold, calm)
 
     def _model_ages(self) -> dict:
-        """For the status file: when the model was enrolled and last updated, the active hours kept."""
-        import datetime
+        from agent.template import model_ages
 
-        model = self.model
-        if model is None:
-            return {}
-        training = model.manifest.get("training") or {}
-        updates = training.get("updates") or []
-
-        def stamp(text):
-            try:
-                return datetime.datetime.fromisoformat(str(text)).timestamp()
-            except (TypeError, ValueError):
-                return None
-
-        enrolled = stamp(training.get("enrolled") or model.manifest.get("created"))
-        if enrolled is None:
-            return {}
-        out = {"model_enrolled": enrolled}
-        last = stamp(updates[-1].get("time")) if updates and isinstance(updates[-1], dict) else None
-        if last is not None:
-            out["model_updated"] = last
-        if self.template is not None:
-            out["template_hours"] = round(self.template.active_seconds / 3600, 3)
-        return out
+        return {} if self.model is None else model_ages(self.model, self.template)
 
     def check_template(self) -> bool:
         """Called by the heartbeat: save the kept blocks, switch to an accepted update at a calm

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent import states
 from agent.blocks import BlockSpec
 from agent.errors import MouseguardError
 from agent.files import atomic_open
@@ -140,6 +141,16 @@ class TemplateKeeper:
             self.pending.append((t, np.asarray(block, np.float32)))
             return True
 
+    def verdict(self, v, threshold: float, calm: bool) -> None:
+        """One verdict of the agent's pipeline (agent.pipeline.BlockVerdict): a suspicious,
+        locking or alerting one is an incident, a protected one's block is offered. ``calm``:
+        the agent protects, no pause, no trial."""
+        verdict = v.verdict
+        if verdict.act or verdict.state in (states.SUSPICIOUS, states.LOCKED, states.ALERTED):
+            self.incident(v.t)
+        elif not verdict.fault and verdict.state == states.PROTECTED:
+            self.offer(v.t, v.block, verdict.score, threshold, calm)
+
     def _commit(self, now: float) -> None:
         ready = [b for t, b in self.pending if now - t >= self.quiet]
         if ready:
@@ -160,6 +171,32 @@ class TemplateKeeper:
             blocks, active = self.blocks, self.active_seconds
             self._dirty, self._saved = False, time.monotonic()
         write_store(self.path, self.spec, blocks, active)
+
+
+def model_ages(model, keeper: TemplateKeeper | None) -> dict:
+    """For the status file: when ``model`` was enrolled and last updated (epoch seconds), and the
+    active hours counted towards the next update."""
+    import datetime
+
+    training = model.manifest.get("training") or {}
+    updates = training.get("updates") or []
+
+    def stamp(text):
+        try:
+            return datetime.datetime.fromisoformat(str(text)).timestamp()
+        except (TypeError, ValueError):
+            return None
+
+    enrolled = stamp(training.get("enrolled") or model.manifest.get("created"))
+    if enrolled is None:
+        return {}
+    out = {"model_enrolled": enrolled}
+    last = stamp(updates[-1].get("time")) if updates and isinstance(updates[-1], dict) else None
+    if last is not None:
+        out["model_updated"] = last
+    if keeper is not None:
+        out["template_hours"] = round(keeper.active_seconds / 3600, 3)
+    return out
 
 
 class TemplateRefit(threading.Thread):

@@ -49,7 +49,7 @@ from training.enrol import enrol
 from training.families.cnn.train import FitConfig
 from training.user_model.update import Guard, update
 
-SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+SHARES = (0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 GRACE_SECONDS = 60.0
 
 
@@ -68,11 +68,7 @@ def replay_keeping(events, model, keeper: TemplateKeeper | None, offset: float) 
         first = float(clock[min(np.searchsorted(events["t"], locks[0].t), len(clock) - 1)])
     if keeper is not None:
         for v in verdicts:
-            if v.verdict.act or v.verdict.state != "protected":
-                if v.verdict.act or v.verdict.state in ("suspicious", "locked", "alerted"):
-                    keeper.incident(v.t)
-                continue
-            keeper.offer(v.t, v.block, v.verdict.score, model.decision.threshold, True)
+            keeper.verdict(v, model.decision.threshold, calm=True)
     return {"locks": len(locks), "active_seconds": float(clock[-1]) if len(clock) else 0.0,
             "seconds_to_lock": first, "end": float(events["t"][-1])}
 
@@ -117,7 +113,8 @@ def run_user(user, own, others, args, tmp: Path, exclude, log) -> dict:
             report = update(live, recordings, keeper.blocks, cfg=cfg, exclude_pool_users=exclude)
             keeper.started_update()
             updates.append({k: report.get(k) for k in ("accepted", "reason", "blocks_offered", "blocks_trained")}
-                           | {"auc": [report.get("before", {}).get("heldout_auc"),
+                           | {"window": [report.get("before", {}).get("window"), report.get("after", {}).get("window")],
+                              "auc": [report.get("before", {}).get("heldout_auc"),
                                       report.get("after", {}).get("heldout_auc")],
                               "threshold": [report.get("before", {}).get("threshold"),
                                             report.get("after", {}).get("threshold")]})

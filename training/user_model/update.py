@@ -11,8 +11,10 @@ themselves:
   newest are kept when there are more), so the enrolment data always outweighs them;
 * the enrolment recordings are always trained on and their held-out part always checked
   (the anchor): the candidate must not score the owner's enrolment hold-out lower;
-* a slice of the new blocks (the last ``HOLDOUT`` of them, in time) is held out too, the
-  candidate is calibrated on it as well, and must accept it about as well as the current model;
+* a slice of the new blocks (the last ``HOLDOUT`` of them, in time) is held out too, and the
+  candidate must accept it about as well as the current model. It is not calibrated on: the
+  agent kept those blocks because they scored high, and a decision calibrated on them chose
+  shorter windows that locked the owner more often (Balabit, docs/template-update.md);
 * the candidate must separate held-out owner blocks from held-out pool impostors no worse
   (AUC) and let no more pool impostor blocks pass its threshold.
 
@@ -187,7 +189,7 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
             f"(enrolment: {sum(map(len, enrol_train))}), {len(new_held)} held out")
     fitted = fit_cnn(recordings, impostor_train, spec, user=current.user, mode="transfer2",
                      encoder_state=encoder_state, cfg=cfg, impostor_heldout_runs=impostor_held,
-                     local_runs=list((cohort or {}).values()), log=log, kept_blocks=(new_train, new_held))
+                     local_runs=list((cohort or {}).values()), log=log, kept_blocks=(new_train, new_held[:0]))
     held = {"anchor": np.concatenate(anchor_held) if anchor_held else np.empty((0, spec.channels, spec.size)),
             "new": new_held, "impostor": np.concatenate([r for r in impostor_held if len(r)])}
     before_scores = {k: scorer.score(v) if len(v) else np.empty(0) for k, v in held.items()}
