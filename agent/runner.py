@@ -420,16 +420,17 @@ class Agent:
                  ", ".join(sorted(present)) or "none")
         return self.enrol_command(self.user, files)
 
-    def _switch_to_refitted(self, why: str = "refitted against the changed cohort") -> None:
+    def _switch_to_refitted(self, why: str | None = None) -> None:
+        """Switch to the model a refit wrote; ``why``: a template update's summary (None: the cohort refit)."""
         try:
             model = self._load_model()
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             self._report(fleet_events.MODEL_REFUSED, f"the refitted model, keeping the current one: {exc}")
             return
-        log.info("switching to the model %s", why)
+        log.info("switching to the model %s", why or "refitted against the cohort")
         self._protect(model, refitted=True)
-        self._report(fleet_events.MODEL_UPDATED, why)
+        self._report(fleet_events.MODEL_UPDATED, why or "refitted against the changed cohort")
 
     # -- template update (agent/template.py) ------------------------------------------------
 

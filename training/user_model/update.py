@@ -13,8 +13,9 @@ themselves:
   (the anchor): the candidate must not score the owner's enrolment hold-out lower;
 * a slice of the new blocks (the last ``HOLDOUT`` of them, in time) is held out too, and the
   candidate must accept it about as well as the current model. It is not calibrated on: the
-  agent kept those blocks because they scored high, and a decision calibrated on them chose
-  shorter windows that locked the owner more often (Balabit, docs/template-update.md);
+  agent kept those blocks because they scored high, so they cannot say how low the owner's
+  scores go (on Balabit, calibrating on them or not gave the same false locks in all,
+  docs/template-update.md);
 * the candidate must separate held-out owner blocks from held-out pool impostors no worse
   (AUC) and let no more pool impostor blocks pass its threshold.
 
