@@ -196,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="enrol from these recordings instead of recording now")
     p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
 
+    p = sub.add_parser("update-model", help="refit your model on the movement kept as clearly yours (guarded)",
+                       description="Refit the model on the enrolment recordings plus the blocks the agent kept as "
+                                   "clearly yours (README: docs/template-update.md); the new model replaces the "
+                                   "current one only if its held-out check is no worse. The running agent does this "
+                                   "by itself (template.update_hours). Exit 0 updated, 1 refused, 2 error.")
+    p.add_argument("--user", help="whose model (default: the login name)")
+    p.add_argument("--blocks", help=argparse.SUPPRESS)  # another kept-blocks file (tests, measurement)
+    p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
+
     from agent.status import EXIT_CODES
 
     p = sub.add_parser("status", help="what the running agent is doing (or that it is not running)",

@@ -241,8 +241,11 @@ def forget(args) -> int:
                                   "menu, Quit), then forget; nothing was erased") from None
     model = paths.user_model_dir(user)
     staging, backups = leftovers(model)
+    from agent.template import store_path
+
     candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user),
-                  enrolled.seen_path(enrolled.record_path(user))]
+                  enrolled.seen_path(enrolled.record_path(user)),
+                  store_path(user)]  # the blocks kept for a template update
     if config.cohort.dir:
         candidates.append(member_path(config.cohort.dir, user))
     if user == effective_user(config):  # the agent's log and status are about the user it protects
@@ -448,8 +451,14 @@ def enroll(args) -> int:
     return enroll_cmd(args)
 
 
+def update_model(args) -> int:
+    from agent.template import update_model_cmd
+
+    return update_model_cmd(args)
+
+
 HANDLERS = {"run": run_agent, "record": record_cmd, "score": score, "replay": replay_cmd, "demo": demo,
-            "enroll": enroll, "status": status, "history": history,
+            "enroll": enroll, "update-model": update_model, "status": status, "history": history,
             "pause": control, "resume": control, "stop": control, "autostart": autostart, "forget": forget}
 
 

@@ -84,6 +84,14 @@ class CohortConfig:
 
 
 @dataclass(frozen=True)
+class TemplateConfig:
+    enabled: bool = True
+    update_hours: float = 8.0
+    margin: float = 0.3
+    quiet_minutes: int = 30
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "info"
 
@@ -103,6 +111,7 @@ class Config:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     cohort: CohortConfig = field(default_factory=CohortConfig)
+    template: TemplateConfig = field(default_factory=TemplateConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     #: The file this configuration came from (None when built in code); not part of equality.
@@ -114,6 +123,7 @@ _SECTIONS: dict[str, type] = {
     "decision": DecisionConfig,
     "enrolment": EnrolmentConfig,
     "cohort": CohortConfig,
+    "template": TemplateConfig,
     "logging": LoggingConfig,
     "forwarding": ForwardingConfig,
 }
@@ -254,6 +264,31 @@ _KEYS: tuple[_Key, ...] = (
         "cohort", "refit", bool, "true or false",
         "When someone joins or leaves the cohort folder, the running agent re-enrols you\n"
         "in the background, at low priority, from your kept recordings (needs [train]).",
+    ),
+    _Key(
+        "template", "enabled", bool, "true or false",
+        "The model follows its owner (docs/template-update.md): the agent keeps blocks it\n"
+        "scored as clearly yours and, after template.update_hours of active use, refits\n"
+        "the model on them in the background; the new model is taken only if its held-out\n"
+        "check is no worse (needs [train]). false keeps the model as enrolled.",
+    ),
+    _Key(
+        "template", "update_hours", float, "a number of hours from 0.5 to 168",
+        "Active hours of mouse use between two model updates (0.5..168).",
+        check=lambda v: 0.5 <= v <= 168.0,
+        whole_as_int=True,
+    ),
+    _Key(
+        "template", "margin", float, "a number from 0.05 to 0.5",
+        "A block is kept only if it scores at least this far above the lock threshold\n"
+        "(P(genuine), 0.05..0.5): someone staying just below the threshold gives none.",
+        check=lambda v: 0.05 <= v <= 0.5,
+    ),
+    _Key(
+        "template", "quiet_minutes", int, "a whole number of minutes from 5 to 240",
+        "No block is kept within this many minutes before or after a suspicious state,\n"
+        "a lock or an alert (5..240): whoever unlocked may not have been you.",
+        check=lambda v: 5 <= v <= 240,
     ),
     _Key(
         "logging", "level", str, 'one of "debug", "info", "warning", "error", "critical"',

@@ -30,6 +30,8 @@ class BlockVerdict:
     t: float
     index: int
     verdict: Verdict
+    #: The block scored (None between blocks): what the agent may keep for a template update.
+    block: np.ndarray | None = None
 
 
 class Pipeline:
@@ -50,10 +52,10 @@ class Pipeline:
             return []
         scores, faults = self._score(blocks)
         out = []
-        for t, s, fault in zip(ends.tolist(), scores.tolist(), faults):
+        for block, t, s, fault in zip(blocks, ends.tolist(), scores.tolist(), faults):
             self.blocks_scored += 1
             verdict = self.decision.invalid(s, fault, now=t) if fault else self.decision.update(s, now=t)
-            out.append(BlockVerdict(t, self.blocks_scored, verdict))
+            out.append(BlockVerdict(t, self.blocks_scored, verdict, block))
         return out
 
     def tick(self, now: float) -> list[BlockVerdict]:

@@ -112,6 +112,11 @@ class Agent:
         self._cohort_checked: float | None = None
         self._cohort_tried: dict | None = None  # the members a refit was last started for
         self._cohort_said: set[str] = set()
+        #: The blocks kept for a template update (agent/template.py), None when not kept.
+        self.template = None
+        self.template_refit = None
+        self.template_command = None  # -> the update-model command line; None: agent.template's
+        self._template_updated = ""  # what the last accepted update changed, until switched to
         #: Config keys a managed policy locks (agent.policy): pause() keeps to pause_minutes then.
         self.policy_locked: frozenset[str] = frozenset()
 
@@ -152,7 +157,7 @@ class Agent:
                                detail=self.detail, model=str(self.model_dir),
                                extra={"grace_until": grace, "log": self.logfile or None,
                                       "stopped": self.stop_reason or None, "trial_hours_left": self._trial_left(),
-                                      "control": self.control_socket or None})
+                                      "control": self.control_socket or None, **self._model_ages()})
 
     def _normal_state(self) -> None:
         """Back to what the mode says, unless the hook is down or a pause runs."""
@@ -200,6 +205,11 @@ class Agent:
         self._stopped.set()
         if self.refit is not None:
             self.refit.stop()
+        if self.template_refit is not None:
+            self.template_refit.stop()
+        if self.template is not None:
+            with contextlib.suppress(OSError):
+                self.template.save(force=True)
         if self.supervisor:
             self.supervisor.stop()
         if self.keyboard:
@@ -345,6 +355,7 @@ class Agent:
         if self.consumer:
             self.consumer.stop()
         self._start_trial(model, refitted)
+        self._keep_template(model)
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
                                        clock=live_clock)
         self.fault = ""
@@ -371,6 +382,10 @@ class Agent:
                 self.check_cohort()
             except Exception:  # a refit problem must not stop the heartbeat (and the status file)
                 log.exception("cohort check failed")
+            try:
+                self.check_template()
+            except Exception:
+                log.exception("template update check failed")
 
     # -- tampering while running ----------------------------------------------------------
 
@@ -425,7 +440,7 @@ class Agent:
             return False  # (a model named in the config is not the user's to refit)
         if self.refit is not None and not self.refit.is_alive():
             self._refitted, self.refit = self.refit.succeeded, None
-        if self.refit is not None or not self._calmly_protecting():
+        if self.refit is not None or self.template_refit is not None or not self._calmly_protecting():
             return False
         if self._refitted:
             # Switching resets the rolling decision; at a calm moment that forgets nothing.
@@ -475,17 +490,89 @@ class Agent:
                  ", ".join(sorted(present)) or "none")
         return self.enrol_command(self.user, files)
 
-    def _switch_to_refitted(self) -> None:
+    def _switch_to_refitted(self, why: str | None = None) -> None:
+        """Switch to the model a refit wrote; ``why``: a template update's summary (None: the cohort refit)."""
         try:
             model = self._load_model()
         except ModelError as exc:
             log.error("the refitted model was refused, keeping the current one: %s", exc)
             self._report(fleet_events.MODEL_REFUSED, f"the refitted model, keeping the current one: {exc}")
             return
-        log.info("switching to the model refitted against the cohort")
+        log.info("switching to the model %s", why or "refitted against the cohort")
         self._protect(model, refitted=True)
         self._watch_files()  # the agent's own refit is no tampering
-        self._report(fleet_events.MODEL_UPDATED, "refitted against the changed cohort")
+        self._report(fleet_events.MODEL_UPDATED, why or "refitted against the changed cohort")
+
+    # -- template update (agent/template.py) ------------------------------------------------
+
+    def _keep_template(self, model) -> None:
+        """Keep blocks for a template update with this model, when it is the user's enrolled CNN."""
+        from agent.template import TemplateKeeper
+
+        if self.template is not None:
+            with contextlib.suppress(OSError):
+                self.template.save(force=True)
+        self.template = None
+        training = model.manifest.get("training") or {}
+        if (not self.config.template.enabled or self.config.agent.model or model.input_kind != "blocks"
+                or training.get("dataset") != "enrolment"):
+            return
+        c = self.config.template
+        self.template = TemplateKeeper(Path(self.status_path).parent / f"template-{self.user}.npz", model.spec,
+                                       margin=c.margin, quiet_minutes=c.quiet_minutes)
+
+    def _offer_template(self, v, threshold: float) -> None:
+        if self.template is not None:
+            calm = (self.state == states.PROTECTED and self.paused_until is None
+                    and not (self.trial is not None and self.trial.running))
+            self.template.verdict(v, threshold, calm)
+
+    def _model_ages(self) -> dict:
+        from agent.template import model_ages
+
+        return {} if self.model is None else model_ages(self.model, self.template)
+
+    def check_template(self) -> bool:
+        """Called by the heartbeat: save the kept blocks, switch to an accepted update at a calm
+        moment, or start an update after template.update_hours of active use (never while
+        locked, suspicious, paused, in the trial, or while another refit runs). Returns whether
+        an update was started."""
+        from agent.template import MIN_BLOCKS_FOR_UPDATE, TemplateRefit, update_command
+
+        keeper = self.template
+        if keeper is None or self._stopped.is_set():
+            return False
+        try:
+            keeper.save()
+        except OSError as exc:
+            self._say_once(f"cannot keep blocks for the model update in {keeper.path}: {exc.strerror or exc}")
+        job = self.template_refit
+        if job is not None and not job.is_alive():
+            self.template_refit = None
+            if job.accepted:
+                lines = [line for line in job.report.splitlines() if line and line != "model updated"]
+                self._template_updated = "updated on the movement kept as yours: " + "; ".join(lines[-3:])
+        if (self.template_refit is not None or self.refit is not None or not self._calmly_protecting()
+                or (self.trial is not None and self.trial.running)):
+            return False
+        if self._template_updated:
+            why, self._template_updated = self._template_updated, ""
+            self._switch_to_refitted(why)
+            return False
+        if (keeper.active_seconds < self.config.template.update_hours * 3600
+                or len(keeper.blocks) < MIN_BLOCKS_FOR_UPDATE):
+            return False
+        from agent.enrolment import train_install_hint, training_available
+
+        if not training_available():
+            self._say_once(f"updating the model needs PyTorch ({train_install_hint()}); keeping it as enrolled")
+            return False
+        keeper.started_update()  # a refused update waits another update_hours, not one heartbeat
+        keeper.save(force=True)
+        log.info("updating the model in the background on %d blocks kept as yours", len(keeper.blocks))
+        self.template_refit = TemplateRefit((self.template_command or update_command)(self.user))
+        self.template_refit.start()
+        return True
 
     def _say_once(self, message: str) -> None:
         if message not in self._cohort_said:
@@ -535,6 +622,7 @@ class Agent:
             self._note_fault(v.verdict.fault, decision.fault_grace_seconds)
             if self.trial is not None and not v.verdict.fault and self._trial_saving(self.trial.block, v.t):
                 self._end_trial()
+            self._offer_template(v, decision.threshold)
             if v.verdict.act:
                 if v.verdict.reason:  # judged on time: input without a block to judge
                     reason = v.verdict.reason
@@ -605,6 +693,8 @@ class Agent:
 
     def pause(self, seconds: float, by: str = "by the user") -> None:
         self.paused_until = time.time() + seconds
+        if self.template is not None:  # whoever paused may not be the owner
+            self.template.incident(live_clock())
         if self.consumer is not None:
             self.consumer.paused.set()
         log.warning("paused %s for %g min", by, round(seconds / 60, 1))

@@ -187,6 +187,7 @@ def assess(
     if model:
         if Path(model).exists():
             lines.append(f"  model: {model}")
+            lines.extend(_model_age(status, now))
         else:
             lines.append(f"  model: none yet (enrolment writes it to {model})")
     lines.append(f"  agent pid {pid}")
@@ -197,6 +198,21 @@ def assess(
     else:
         code = EXIT_NOT_PROTECTING
     return code, "\n".join(lines)
+
+
+def _model_age(status: dict[str, Any], now: float) -> list[str]:
+    """The model's age and its last update (docs/template-update.md), where the agent said them."""
+    enrolled = _number(status.get("model_enrolled"))
+    if enrolled is None:
+        return []
+    updated = _number(status.get("model_updated"))
+    line = f"  model age: enrolled {_clock(enrolled, now)} ({_ago(now - enrolled)}); "
+    line += (f"last updated {_clock(updated, now)} ({_ago(now - updated)})" if updated is not None
+             else "never updated")
+    hours = _number(status.get("template_hours"))
+    if hours is not None:
+        line += f"; {_hours(hours)} of active use since the last update check"
+    return [line]
 
 
 def _hours(hours: float) -> str:
@@ -281,6 +297,9 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trial_hours_left": (lambda v: _number(v) is not None and v >= 0, "a number of hours"),
     "log": (lambda v: isinstance(v, str), "text"),
     "control": (lambda v: isinstance(v, str), "text"),  # the agent answers `status` on its socket
+    "model_enrolled": (_is_time, "a time"),
+    "model_updated": (_is_time, "a time"),
+    "template_hours": (lambda v: _number(v) is not None and v >= 0, "a number of hours"),
 }
 
 

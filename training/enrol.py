@@ -49,24 +49,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     encoder_dir = encoder_dir or models.ENCODER
     pool_path = pool_path or models.BACKGROUND_POOL
     encoder_state, spec, encoder_info = load_encoder(encoder_dir)
-    pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
-    excluded = set(exclude_pool_users)
-    keep = [i for i, u in enumerate(pool.users) if u not in excluded]
-    held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
-    train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
-    # The pool as shipped and again re-cast to the owner's event rate (training.data.recast):
-    # the first tells other machines, the second the hand at the owner's own.
-    set_up = owner_set_up(recordings) if cfg.recast_pool and invertible(spec) else None
-    if set_up is not None:
-        train = train + recast_runs(train, spec, set_up)
-        # a held-out person stays one run (as shipped, then re-cast): the summary counts people
-        held = [np.concatenate((h, r)) for h, r in zip(held, recast_runs(held, spec, set_up))]
-        if log:
-            log(f"pool also re-cast to your mouse's event rate ({set_up.describe()})")
-    if log:
-        log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
-        if own:
-            log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
+    train, held, own, set_up = pool_impostors(recordings, spec, pool_path, cfg, exclude_pool_users, log)
     cohort = {name: blocks for name, blocks in (cohort or {}).items() if len(blocks)}
     if any(blocks.shape[1:] != (spec.channels, spec.size) for blocks in cohort.values()):
         raise ValueError("cohort blocks cut with another block spec than the encoder's")
@@ -85,6 +68,32 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
                        "cohort": {name: int(len(blocks)) for name, blocks in cohort.items()}})
     summary["target_per_hour"] = false_locks_per_8h / 8.0
     return summary
+
+
+def pool_impostors(recordings, spec: BlockSpec, pool_path, cfg: FitConfig, exclude_pool_users=(), log=None):
+    """The background pool's impostor runs for ``recordings``' owner: ``(train, held, own, set_up)``
+    — pool users the owner's recordings share are left out (``own``), every
+    :data:`POOL_HELDOUT_EVERY`-th user is held out whole, and both sides are also re-cast to the
+    owner's event rate (``set_up``, or None). Enrolment and a template update use the same."""
+    pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
+    excluded = set(exclude_pool_users)
+    keep = [i for i, u in enumerate(pool.users) if u not in excluded]
+    held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
+    train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
+    # The pool as shipped and again re-cast to the owner's event rate (training.data.recast):
+    # the first tells other machines, the second the hand at the owner's own.
+    set_up = owner_set_up(recordings) if cfg.recast_pool and invertible(spec) else None
+    if set_up is not None:
+        train = train + recast_runs(train, spec, set_up)
+        # a held-out person stays one run (as shipped, then re-cast): the summary counts people
+        held = [np.concatenate((h, r)) for h, r in zip(held, recast_runs(held, spec, set_up))]
+        if log:
+            log(f"pool also re-cast to your mouse's event rate ({set_up.describe()})")
+    if log:
+        log(f"impostors: {len(train)} pool users for training, {len(held)} held out")
+        if own:
+            log(f"left out of the pool, their recordings are among yours: {', '.join(own)}")
+    return train, held, own, set_up
 
 
 def cohort_blocks(recordings: list[np.ndarray], spec: BlockSpec) -> np.ndarray:

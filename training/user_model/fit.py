@@ -69,7 +69,7 @@ def _held_metric(genuine_scores, impostor_scores) -> dict:
 
 def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mode: str, encoder_state,
             cfg: FitConfig, impostor_heldout_runs=None, local_runs=(), log=None,
-            min_blocks: int = MIN_BLOCKS) -> FittedUser:
+            min_blocks: int = MIN_BLOCKS, kept_blocks=None) -> FittedUser:
     """Cut, split, fit on the training part, Platt-calibrate the logits on the held-out part.
 
     ``genuine_recordings``: the user's event arrays, in time order; the training part of each
@@ -79,6 +79,10 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
     the held-out side. ``local_runs``: blocks of other people at the owner's own machine (a
     cohort): each run's tail is held out too, and they make up :data:`LOCAL_SHARE` of the
     negatives (as many as they have), since they differ from the owner by the hand alone.
+    ``kept_blocks``: ``(train, held)`` blocks the agent kept as clearly the owner's since
+    enrolment (a template update, :mod:`training.user_model.update`): the first train beside
+    the enrolment's, the second is one more held-out genuine run, so the decision is also
+    calibrated on the owner's recent movement.
     """
     cut = [cut_blocks(events, spec) for events in genuine_recordings]
     runs = [blocks for blocks, _ in cut]
@@ -107,6 +111,10 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
     else:
         impostor_train, impostor_held = list(impostor_runs), list(impostor_heldout_runs)
     empty = np.empty((0, spec.channels, spec.size), np.float32)
+    if kept_blocks is not None and len(kept_blocks[0]):
+        genuine_train.append(np.asarray(kept_blocks[0], np.float32))
+    if kept_blocks is not None and len(kept_blocks[1]):
+        genuine_held.append(np.asarray(kept_blocks[1], np.float32))
     positives = np.concatenate(genuine_train) if genuine_train else empty
     negatives = np.concatenate(impostor_train) if impostor_train else empty
     local_held = []
