@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from agent.responses.result import LockResult
 from agent.tray import Tray
 
 
@@ -134,3 +135,15 @@ def fake_session_bin(folder) -> tuple:
     for name in ("loginctl", "notify-send"):
         (folder / name).chmod(0o755)
     return folder, calls
+
+
+class FakeLocker:
+    """The OS session lock, which cannot exist on CI: counts the calls, answers ``ok``."""
+
+    def __init__(self, ok=True):
+        self.calls = 0
+        self.ok = ok
+
+    def __call__(self):
+        self.calls += 1
+        return LockResult(self.ok, "fake lock" if self.ok else "no lock mechanism worked")

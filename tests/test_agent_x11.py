@@ -13,20 +13,9 @@ import pytest
 from agent import states
 from agent.config import Config, EnrolmentConfig
 from agent.responses.actor import Actor
-from agent.responses.result import LockResult
 from agent.runner import Agent
-from tests.fakes import RecordingTray
+from tests.fakes import FakeLocker, RecordingTray
 from tests.waiting import wait_for
-
-
-class FakeLocker:
-    def __init__(self, ok=True):
-        self.calls = 0
-        self.ok = ok
-
-    def __call__(self):
-        self.calls += 1
-        return LockResult(self.ok, "fake lock" if self.ok else "no lock mechanism worked")
 
 
 def scribble(xserver, n=900, seed=0):

@@ -20,9 +20,8 @@ from agent.config import AgentConfig, Config
 from agent.control import ControlError, ControlServer, NotRunning, request
 from agent.pauses import PauseAllowance
 from agent.responses.actor import Actor
-from agent.responses.result import LockResult
 from agent.runner import Agent
-from tests.fakes import RecordingTray
+from tests.fakes import FakeLocker, RecordingTray
 from tests.waiting import wait_for
 
 
@@ -122,11 +121,6 @@ def test_pause_allowance_counts_per_day_and_survives_a_restart(tmp_path):
     assert not PauseAllowance(tmp_path / "pauses.json", per_day=2).take(day + 120)  # a new agent: same count
     assert stat.S_IMODE((tmp_path / "pauses.json").stat().st_mode) == 0o600
     assert PauseAllowance(tmp_path / "pauses.json", per_day=2).take(day + 86400)  # the next day
-
-
-class FakeLocker:
-    def __call__(self):
-        return LockResult(True, "fake lock")
 
 
 @pytest.fixture

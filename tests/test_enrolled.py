@@ -21,23 +21,13 @@ from agent.config import Config, EnrolmentConfig
 from agent.decision import FAULT_GRACE_SECONDS
 from agent.recordings import write_recording
 from agent.responses.actor import Actor
-from agent.responses.result import LockResult
 from agent.runner import Agent
-from tests.fakes import RecordingTray
+from tests.fakes import FakeLocker, RecordingTray
 from tests.synth import synth_events
 from tests.waiting import wait_for
 
 #: The lock comes FAULT_GRACE_SECONDS after the start; the rest is the test's patience.
 LOCK_WAIT = FAULT_GRACE_SECONDS + 10
-
-
-class FakeLocker:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        return LockResult(True, "fake lock")
 
 
 def move(xserver, n=120, seed=0):

@@ -21,8 +21,7 @@ from agent.model_dir import load_model_dir
 from agent.pipeline import make_pipeline
 from agent.replay import final_state, replay
 from agent.responses.actor import Actor
-from agent.responses.result import LockResult
-from tests.fakes import RecordingTray, ScriptedScorer
+from tests.fakes import FakeLocker, RecordingTray, ScriptedScorer
 from tests.synth import synth_events
 from tests.waiting import wait_for
 
@@ -43,15 +42,6 @@ def model():
 @pytest.fixture(scope="module")
 def events():
     return synth_events("alice", seconds=120, seed=7)
-
-
-class FakeLocker:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        return LockResult(True, "fake lock")
 
 
 @pytest.mark.parametrize("answer", BROKEN.values(), ids=BROKEN.keys())

@@ -17,10 +17,9 @@ from agent.model_dir import load_model_dir
 from agent.pipeline import make_pipeline
 from agent.replay import replay, timeline_line
 from agent.responses.actor import Actor
-from agent.responses.result import LockResult
 from agent.runner import Agent
 from agent.scorer import Scorer
-from tests.fakes import RecordingTray
+from tests.fakes import FakeLocker, RecordingTray
 from tests.synth import synth_events
 from tests.waiting import wait_for
 
@@ -52,15 +51,6 @@ def test_mouse_use_that_makes_blocks_is_judged_by_its_blocks_not_by_time(synth_m
     pipeline = make_pipeline(model, Scorer(model), unjudged_seconds=60.0)
     verdicts = replay(synth_events("alice", seconds=300, seed=21), pipeline)
     assert verdicts and not any(v.verdict.reason for v in verdicts)
-
-
-class FakeLocker:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-        return LockResult(True, "fake lock")
 
 
 @pytest.fixture
