@@ -72,7 +72,16 @@ def test_epoch_lines_one_on_a_terminal_only_the_last_elsewhere():
         log = training_log(terminal)
         for n in range(1, 4):
             log(f"epoch {n}/3: loss 0.5")
-    shown = os.read(leader, 4096).decode()
+    chunks = []
+    while True:  # a pty hands its output over in pieces; all of it is there once the writer closed
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    shown = b"".join(chunks).decode()
     os.close(leader)
     shown = shown.replace("\r\n", "\n")  # the terminal's own line ending
     assert shown.count("\r") == 3 and shown.count("\n") == 1 and shown.endswith("epoch 3/3: loss 0.5\n")
