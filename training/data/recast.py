@@ -12,11 +12,12 @@ the owner's own (a faster-polling mouse sees the same path more often, with its 
 positions jittered by up to a pixel and rounded as a pointer reports them; pauses and clicks
 keep their timing. The result is cut again by the agent's own cutter with the model's spec.
 
-Enrolment trains against the pool as shipped *and* its re-cast (:func:`training.enrol.enrol`):
+Enrolment trains against the pool as shipped *and* its re-cast (:func:`training.enrol.pool_impostors`):
 the re-cast alone took away what tells people on other machines apart (SapiMouse's unseen
-users: 5-block AUC 0.934 -> 0.897), both together kept it (0.941) and still locked more of the
-impostor minutes at one kind of desk. Matching the owner's speed scale as well did worse at the
-desk. Every figure is in README, Accuracy, "Someone at your desk".
+users: 5-block AUC 0.934 -> 0.897), both together kept it (0.940) and still locked more of the
+impostor minutes at one kind of desk (18 -> 26 %). Matching the owner's speed scale as well
+raised the desk's AUC but also Balabit's false locks. Every figure is in README, Accuracy,
+"Someone at your desk" (docs/accuracy.md).
 """
 
 from __future__ import annotations
