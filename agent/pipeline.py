@@ -12,6 +12,7 @@ a valid score — "not protecting", then acted on as an impostor (``RollingDecis
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
@@ -41,9 +42,21 @@ class Pipeline:
         self.scorer = scorer
         self.decision = decision
         self.blocks_scored = 0
+        #: Key presses from the keyboard listener's thread, folded into the decision on the
+        #: pipeline's own (deque appends and pops are atomic): the decision is not thread-safe.
+        self._keys: collections.deque[float] = collections.deque()
+
+    def key_pressed(self, now: float) -> None:
+        """Keyboard input at ``now`` (any thread): judged on time like mouse input."""
+        self._keys.append(now)
+
+    def _fold_keys(self) -> None:
+        while self._keys:
+            self.decision.activity(self._keys.popleft())
 
     def feed(self, events: np.ndarray) -> list[BlockVerdict]:
         """Push events; score the blocks they complete (in one batch) and decide on each."""
+        self._fold_keys()
         if len(events):  # input, whether or not it makes a block (judging time: RollingDecision.activity)
             self.decision.activity(float(events["t"][0]))
             self.decision.activity(float(events["t"][-1]))
@@ -61,6 +74,7 @@ class Pipeline:
     def tick(self, now: float) -> list[BlockVerdict]:
         """Between blocks: the verdict that acts when no valid score has come for the decision's
         fault grace by ``now`` (event clock), so a broken model locks even if the mouse stops."""
+        self._fold_keys()
         verdict = self.decision.expire(now)
         return [] if verdict is None else [BlockVerdict(now, self.blocks_scored, verdict)]
 

@@ -597,10 +597,9 @@ class Agent:
     def on_key(self, now: float) -> None:
         """A key was pressed (which one is never known here): input the decision judges on time
         (RollingDecision.activity), so typing without the mouse is not unwatched."""
-        consumer = self.consumer
-        pipeline = getattr(consumer, "pipeline", None)
+        pipeline = getattr(self.consumer, "pipeline", None)
         if pipeline is not None and self.paused_until is None:
-            pipeline.decision.activity(now)
+            pipeline.key_pressed(now)  # the pipeline's thread folds it in: the decision is not thread-safe
 
     def on_display_gone(self, reason: str) -> None:
         """The X display has refused the hook for a while: the desktop session is over, and the
