@@ -103,13 +103,18 @@ def test_a_deleted_model_with_planted_recordings_locks_instead_of_enrolling_the_
     assert status["state"] in (states.LOCKED, states.NOT_PROTECTING)
 
 
+def set_manifest_threshold(model_dir, threshold: float) -> None:
+    """Edit the decision threshold in a model's manifest, as someone at the desk would."""
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["decision"]["threshold"] = threshold
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_a_manifest_changed_while_not_running_is_named_refused_and_locks(enrolled_alice, start_agent, xserver):
     # before: a manifest edit within the manifest's own checks (the SHA-256 covers model.onnx only) was
     # accepted: here a threshold nearly no one's rolling mean falls below
     model_dir, record = enrolled_alice
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["decision"]["threshold"] = 0.02
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    set_manifest_threshold(model_dir, 0.02)
     agent, tray, locker, _ = start_agent(model_dir, record)
     assert tray.state == states.NOT_PROTECTING
     assert f"{model_dir / 'manifest.json'} changed since enrolment" in agent.detail

@@ -20,7 +20,8 @@ from agent.responses.actor import Actor
 from agent.runner import Agent
 from tests.fakes import RecordingTray
 from tests.rfc5424 import UdpReceiver
-from tests.test_agent_x11 import FakeLocker, scribble
+from tests.fakes import FakeLocker
+from tests.test_agent_x11 import scribble
 from tests.waiting import wait_for
 
 

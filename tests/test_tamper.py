@@ -9,7 +9,6 @@ Rows tested at length elsewhere are imported here under the row's name, so this 
 whole table.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,8 +24,12 @@ from tests.synth import synth_events
 from tests.test_agent_x11 import scribble
 from tests.test_control import live_agent  # noqa: F401 (fixtures)
 from tests.test_control import short_dir  # noqa: F401
-from tests.test_enrolled import LOCK_WAIT, enrolled_alice, move, start_agent  # noqa: F401
+from tests.test_enrolled import (  # noqa: F401
+    LOCK_WAIT, enrolled_alice, move, set_manifest_threshold, start_agent)
 from tests.test_tamper_watch import locks_once_for, watched_agent  # noqa: F401
+from tests.test_tamper_watch import (  # noqa: E402
+    test_a_manifest_edit_while_running_locks as test_threshold_zero_in_manifest_while_running_locks,  # noqa: F401
+)
 from tests.test_unjudged import protecting  # noqa: F401
 from tests.waiting import wait_for
 
@@ -35,21 +38,11 @@ from tests.waiting import wait_for
 
 def test_threshold_zero_in_manifest_before_start_locks(enrolled_alice, start_agent, xserver):  # noqa: F811
     model_dir, record = enrolled_alice
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["decision"]["threshold"] = 0.0
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    set_manifest_threshold(model_dir, 0.0)
     agent, tray, locker, _ = start_agent(model_dir, record)
     assert tray.state == states.NOT_PROTECTING
     move(xserver)
     wait_for(lambda: locker.calls >= 1, timeout=LOCK_WAIT, what="the lock after the grace")
-
-
-def test_threshold_zero_in_manifest_while_running_locks(watched_agent):  # noqa: F811
-    agent, locker, _, model_dir = watched_agent
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["decision"]["threshold"] = 0.0
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
-    locks_once_for(agent, locker, model_dir / "manifest.json")
 
 
 def test_a_model_whose_output_is_nan_locks(start_agent, tmp_path, xserver):  # noqa: F811

@@ -1,7 +1,6 @@
 """A config, manifest or model change seen while the agent runs locks first (issue 19, item 3):
 a real agent under Xvfb with its real heartbeat; only the OS lock is a recording fake."""
 
-import json
 import shutil
 
 import pytest
@@ -11,8 +10,8 @@ from agent.config import Config
 from agent.responses.actor import Actor
 from agent.runner import Agent
 from agent.tamper_watch import FileWatch, model_files
-from tests.fakes import RecordingTray
-from tests.test_agent_x11 import FakeLocker
+from tests.fakes import FakeLocker, RecordingTray
+from tests.test_enrolled import set_manifest_threshold
 from tests.waiting import wait_for
 
 
@@ -71,7 +70,5 @@ def test_a_config_edit_while_running_locks(watched_agent):
 
 def test_a_manifest_edit_while_running_locks(watched_agent):
     agent, locker, _, model_dir = watched_agent
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["decision"]["threshold"] = 0.0
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    set_manifest_threshold(model_dir, 0.0)
     locks_once_for(agent, locker, model_dir / "manifest.json")

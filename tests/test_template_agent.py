@@ -155,7 +155,7 @@ def test_live_impostor_input_through_the_hook_leaves_nothing_kept(mouseguard_hom
     from agent.config import AgentConfig, Config, DecisionConfig, TemplateConfig
     from agent.paths import recordings_dir, status_file, user_model_dir
     from agent.responses.actor import Actor
-    from tests.test_agent_x11 import FakeLocker
+    from tests.fakes import FakeLocker
     from tests.waiting import wait_for
 
     assert main(["enroll", "--user", "alice", "--from", *map(str, alice_files), "--epochs", "1"]) == 0

@@ -15,7 +15,8 @@ from agent.runner import Agent
 from agent.status import EXIT_ACTED, assess, format_status, read_status
 from agent.trial import Trial
 from tests.fakes import RecordingTray
-from tests.test_agent_x11 import FakeLocker, scribble
+from tests.fakes import FakeLocker
+from tests.test_agent_x11 import scribble
 from tests.waiting import wait_for
 
 
