@@ -560,7 +560,7 @@ class Agent:
             self._switch_to_refitted(why)
             return False
         if (keeper.active_seconds < self.config.template.update_hours * 3600
-                or len(keeper.blocks) < MIN_BLOCKS_FOR_UPDATE):
+                or keeper.kept < MIN_BLOCKS_FOR_UPDATE):
             return False
         from agent.enrolment import train_install_hint, training_available
 
@@ -569,7 +569,7 @@ class Agent:
             return False
         keeper.started_update()  # a refused update waits another update_hours, not one heartbeat
         keeper.save(force=True)
-        log.info("updating the model in the background on %d blocks kept as yours", len(keeper.blocks))
+        log.info("updating the model in the background on %d blocks kept as yours", keeper.kept)
         self.template_refit = TemplateRefit((self.template_command or update_command)(self.user))
         self.template_refit.start()
         return True

@@ -26,6 +26,7 @@ last update attempt.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -107,17 +108,36 @@ class TemplateKeeper:
         self.spec = spec
         self.margin = margin
         self.quiet = quiet_minutes * 60.0
+        # One array per kept block, oldest dropped past MAX_BLOCKS: keeping a block costs no copy
+        # of the thousands already kept (the verdict callback runs for every block).
+        self._kept: collections.deque[np.ndarray] = collections.deque(maxlen=MAX_BLOCKS)
         try:
-            self.blocks, self.active_seconds = read_store(self.path, spec)
+            blocks, self.active_seconds = read_store(self.path, spec)
+            self._kept.extend(blocks)
         except TemplateError as exc:
             log.warning("%s; starting with no kept blocks", exc)
-            self.blocks, self.active_seconds = np.empty((0, spec.channels, spec.size), np.float32), 0.0
+            self.active_seconds = 0.0
         self.pending: list[tuple[float, np.ndarray]] = []
         self.quiet_until = -float("inf")
         self._last_t: float | None = None
         self._dirty = False
         self._saved = time.monotonic()
         self._lock = threading.Lock()
+
+    @property
+    def blocks(self) -> np.ndarray:
+        """The kept blocks, oldest first, as one array."""
+        with self._lock:
+            return self._stacked()
+
+    @property
+    def kept(self) -> int:
+        return len(self._kept)
+
+    def _stacked(self) -> np.ndarray:
+        if not self._kept:
+            return np.empty((0, self.spec.channels, self.spec.size), np.float32)
+        return np.stack(self._kept)
 
     def incident(self, t: float) -> None:
         """A suspicious state, a lock, an alert or a pause at ``t``: nothing of the last
@@ -152,10 +172,12 @@ class TemplateKeeper:
             self.offer(v.t, v.block, verdict.score, threshold, calm)
 
     def _commit(self, now: float) -> None:
-        ready = [b for t, b in self.pending if now - t >= self.quiet]
-        if ready:
-            self.pending = [(t, b) for t, b in self.pending if now - t < self.quiet]
-            self.blocks = np.concatenate((self.blocks, np.stack(ready)))[-MAX_BLOCKS:]
+        k = 0  # pending blocks are in time order: the ready ones are a prefix
+        while k < len(self.pending) and now - self.pending[k][0] >= self.quiet:
+            k += 1
+        if k:
+            self._kept.extend(b for _, b in self.pending[:k])
+            del self.pending[:k]
             self._dirty = True
 
     def started_update(self) -> None:
@@ -168,7 +190,7 @@ class TemplateKeeper:
         with self._lock:
             if not self._dirty or (not force and time.monotonic() - self._saved < SAVE_EVERY):
                 return
-            blocks, active = self.blocks, self.active_seconds
+            blocks, active = self._stacked(), self.active_seconds
             self._dirty, self._saved = False, time.monotonic()
         write_store(self.path, self.spec, blocks, active)
 
