@@ -105,9 +105,10 @@ def _status_from_agent(found):
     forged, and says so."""
     import json
 
-    from agent.control import ControlError, NotRunning, request
+    from agent.control import ControlError, NotRunning, available, request
 
-    if not found or "unreadable" in found or not found.get("control") or found.get("stopped"):
+    # Not keyed on the file naming a socket: a forger would only have to drop that key.
+    if not found or "unreadable" in found or found.get("stopped") or not available():
         return found
     try:
         ok, answer = request("status", timeout=3.0)
@@ -369,16 +370,18 @@ def run_agent(args) -> int:
                                    "forwarding": asdict(config.forwarding), "state_dir": str(state_dir())})
 
         def on_ready():
-            agent.start()
+            # The channel first: `status` believes only the agent's own answer, so it must be
+            # there by the time the first status file says "protected".
             if not channel_available():
                 log.info("no 'mouseguard pause/resume/stop' channel on this platform yet: the tray menu does it")
-                return
-            try:
-                channel.start()
-                agent.control_socket = str(channel.path)
-            except ControlError as exc:  # the agent protects all the same; only the commands are lost
-                log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
-                agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
+            else:
+                try:
+                    channel.start()
+                    agent.control_socket = str(channel.path)
+                except ControlError as exc:  # the agent protects all the same; only the commands are lost
+                    log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
+                    agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
+            agent.start()
 
         try:
             tray.run(on_ready)

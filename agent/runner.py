@@ -728,6 +728,8 @@ class Agent:
         """
         if command == "status":  # read-only, and not behind a pause waiting for the password
             return True, json.dumps(self.status_now())
+        if self.supervisor is None:  # the channel opens just before start(): nothing to pause yet
+            return False, "mouseguard is still starting; ask again in a moment"
         with self._control_lock:
             if command == "pause":
                 return self._pause_request(minutes, by)

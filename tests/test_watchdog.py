@@ -77,9 +77,10 @@ def test_kill_9_of_the_agent_locks_the_session_and_stop_does_not(short_dir, xser
         wait_for(lambda: mg("status", env=env).returncode == 0, timeout=40, what="the agent to protect again")
         status_file = home / "state" / "status.json"
         forged = {**json.loads(status_file.read_text()), "state": "paused", "detail": "forged"}
-        status_file.write_text(json.dumps(forged))
-        said = mg("status", env=env)  # the agent's own answer, not the file's
-        assert said.returncode == 0 and said.stdout.startswith("protected since"), said.stdout
+        for drop in ((), ("control",)):  # also a file that names no control socket to ask
+            status_file.write_text(json.dumps({k: v for k, v in forged.items() if k not in drop}))
+            said = mg("status", env=env)  # the agent's own answer, not the file's
+            assert said.returncode == 0 and said.stdout.startswith("protected since"), said.stdout
         agent.send_signal(signal.SIGKILL)
         agent.wait(15)
         wait_for(lambda: calls.read_text().count("lock-session 7") == locks + 1, timeout=20,
