@@ -340,6 +340,7 @@ def run_agent(args) -> int:
                 log.warning("no tray icon (%s); running without one", exc)
         tray = tray or HeadlessTray()
         actor = Actor(config.agent.action, platform_locker(), tray.notify)
+        from agent.injected_input import x11_sources
         from agent.owner_check import OwnerCheck, platform_lock_state
         from agent.enrolled import record_path
 
@@ -348,7 +349,8 @@ def run_agent(args) -> int:
                                         user=user, status_path=status_file(), recordings_dir=recordings_dir(),
                                         enrolment_record=None if config.agent.model else record_path(user),
                                         watched_files=[config_file()],
-                                        owner_check=OwnerCheck(platform_locker(), platform_lock_state()))
+                                        owner_check=OwnerCheck(platform_locker(), platform_lock_state()),
+                                        input_sources=x11_sources if sys.platform.startswith("linux") else None)
         agent.policy_locked = frozenset(policy.locked)
 
         def on_sigterm(*_):
@@ -358,8 +360,16 @@ def run_agent(args) -> int:
         signal.signal(signal.SIGTERM, on_sigterm)
         agent.logfile = str(logfile)
         log.info("mouseguard agent starting (action=%s, log %s)", config.agent.action, logfile)
-        channel = ControlServer(control_socket(), lambda request: agent.control(
-            request["command"], request.get("minutes"), by="with `mouseguard " + request["command"] + "`"))
+        started = threading.Event()
+
+        def answer(request):
+            # the channel opens just before the agent starts (on_ready): only `status` until then
+            if not started.is_set() and request["command"] != "status":
+                return False, "mouseguard is still starting; ask again in a moment"
+            return agent.control(request["command"], request.get("minutes"),
+                                 by="with `mouseguard " + request["command"] + "`")
+
+        channel = ControlServer(control_socket(), answer)
 
         from dataclasses import asdict
 
@@ -382,6 +392,7 @@ def run_agent(args) -> int:
                     log.error("no control channel, 'mouseguard pause/resume/stop' will not reach this agent: %s", exc)
                     agent.tray.notify("mouseguard cannot be paused or stopped from the command line", str(exc))
             agent.start()
+            started.set()
 
         try:
             tray.run(on_ready)

@@ -42,6 +42,7 @@ class ConfigError(MouseguardError):
 
 
 ACTIONS = ("lock", "alert", "log")
+INJECTED_INPUT_ACTIONS = ("lock", "alert", "off")
 #: Longest agent.grace_seconds: the desk goes unjudged that long after every lock, so an hour
 #: (the old bound) let whoever came next use it unwatched; five minutes covers the owner's
 #: first movements after unlocking many times over.
@@ -61,6 +62,7 @@ class AgentConfig:
     grace_seconds: int = 60
     trial_hours: float = 8.0
     tray: bool = True
+    injected_input: str = "lock"
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,15 @@ _KEYS: tuple[_Key, ...] = (
         "(0..168; 0: lock from the start). Models not made by enrolment lock at once.",
         check=lambda v: 0.0 <= v <= 168.0,
         whole_as_int=True,
+    ),
+    _Key(
+        "agent", "injected_input", str, 'one of "lock", "alert", "off"',
+        "What to do when a program moves the pointer or clicks while mouseguard protects\n"
+        "(xdotool and XTest on X11; input Windows or macOS flag as injected): someone may\n"
+        'be replaying your movement. "lock" (or "alert") whatever the model thinks of the\n'
+        'movement; "alert" or "off" if you drive this desk with a remote-control tool\n'
+        "(x11vnc, Barrier, Synergy).",
+        check=lambda v: v in INJECTED_INPUT_ACTIONS,
     ),
     _Key(
         "agent", "tray", bool, "true or false",

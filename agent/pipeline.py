@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from agent.decision import RollingDecision, Verdict
+from agent.events import EVENT_DTYPE
 from agent.model_dir import ModelDir
 from agent.model_inputs import make_extractor
 
@@ -110,13 +111,18 @@ def make_pipeline(model: ModelDir, scorer, window: int | None = None, threshold:
     return Pipeline(make_extractor(model), scorer, decision)
 
 
+_NO_EVENTS = np.zeros(0, dtype=EVENT_DTYPE)
+
+
 class PipelineThread(threading.Thread):
     """Drains the ring buffer and feeds the pipeline; sleeps while there is no input."""
 
     def __init__(self, buffer, pipeline: Pipeline, on_verdicts, on_error, poll: float = 0.5,
-                 gather: float = 0.25, clock=time.monotonic):
+                 gather: float = 0.25, clock=time.monotonic, on_input=None):
         """``clock``: the hook's event clock, so a fault's grace (:meth:`Pipeline.tick`) runs
-        out in the same time the blocks are stamped in."""
+        out in the same time the blocks are stamped in. ``on_input(events, injected, now)``:
+        every drain that is judged, with the OS's injected flag of each event (also with no
+        events at each tick), for the injected-input judge (agent/injected_input.py)."""
         super().__init__(name="mouseguard-pipeline", daemon=True)
         self.buffer = buffer
         self.pipeline = pipeline
@@ -129,6 +135,7 @@ class PipelineThread(threading.Thread):
         #: so deciding a quarter of a second later changes nothing.
         self.gather = gather
         self.clock = clock
+        self.on_input = on_input
         self._stop_event = threading.Event()
         #: While paused, input is drained and thrown away: nothing is judged.
         self.paused = threading.Event()
@@ -140,9 +147,11 @@ class PipelineThread(threading.Thread):
                 continue
             if self.gather:
                 self._stop_event.wait(self.gather)  # returns at once on stop
-            events, _injected = self.buffer.drain()
+            events, injected = self.buffer.drain()
             if self.paused.is_set() or len(events) == 0:
                 continue
+            if self.on_input is not None:
+                self.on_input(events, injected, self.clock())
             try:
                 verdicts = self.pipeline.feed(events)
             except Exception as exc:  # a cutter failure must surface as "not protecting", not vanish
@@ -155,6 +164,8 @@ class PipelineThread(threading.Thread):
     def _tick(self) -> None:
         if self.paused.is_set():
             return
+        if self.on_input is not None:
+            self.on_input(_NO_EVENTS, None, self.clock())
         verdicts = self.pipeline.tick(self.clock())
         if verdicts:
             self.on_verdicts(verdicts)

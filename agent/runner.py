@@ -54,7 +54,7 @@ def live_clock() -> float:
 class Agent:
     def __init__(self, config, tray, actor, *, model_dir: Path, user: str, status_path: Path,
                  recordings_dir: Path, hook_factory=None, enrol_command=None, heartbeat: float = HEARTBEAT_SECONDS,
-                 enrolment_record: Path | None = None, watched_files=(), owner_check=None):
+                 input_sources=None, enrolment_record: Path | None = None, watched_files=(), owner_check=None):
         self.config = config
         self.tray = tray
         self.actor = actor
@@ -63,6 +63,10 @@ class Agent:
         self.status_path = status_path
         self.recordings_dir = recordings_dir
         self.hook_factory = hook_factory
+        #: ``clock -> XInputSources | None``: where pointer events come from on X11 (run_agent
+        #: passes agent.injected_input.x11_sources); None: only the OS's own flag is read.
+        self.input_sources = input_sources
+        self.injected = None  # agent.injected_input.InjectedInputJudge, from start on
         self.enrol_command = enrol_command or default_enrol_command
         self.heartbeat = heartbeat
         #: The user's enrolment record (agent/enrolled.py): once it exists, a missing or changed
@@ -178,6 +182,10 @@ class Agent:
         from agent.ringbuffer import RingBuffer
 
         self.buffer = RingBuffer()
+        if self.config.agent.injected_input != "off":
+            from agent.injected_input import InjectedInputJudge
+
+            self.injected = InjectedInputJudge(self.input_sources(live_clock) if self.input_sources else None)
         self._choose_mode()
         self._watch_files()
         make_hook = self.hook_factory or (lambda: MouseHook(self.buffer, clock=live_clock))
@@ -216,6 +224,8 @@ class Agent:
             self.keyboard.stop()
         if self.consumer:
             self.consumer.stop()
+        if self.injected is not None and self.injected.sources is not None:
+            self.injected.sources.stop()
         self.set_state(states.NOT_PROTECTING, "stopped")
 
     def _choose_mode(self) -> None:
@@ -357,7 +367,7 @@ class Agent:
         self._start_trial(model, refitted)
         self._keep_template(model)
         self.consumer = PipelineThread(self.buffer, pipeline, self.on_verdicts, self.on_pipeline_error,
-                                       clock=live_clock)
+                                       clock=live_clock, on_input=self.on_input)
         self.fault = ""
         self.consumer.start()
         self.mode, self.mode_detail = states.PROTECTED, ""
@@ -601,6 +611,37 @@ class Agent:
         if pipeline is not None and self.paused_until is None:
             pipeline.key_pressed(now)  # the pipeline's thread folds it in: the decision is not thread-safe
 
+    def on_input(self, events, injected, now: float) -> None:
+        """After each drain of the ring buffer, on the pipeline's thread: pointer input made by a
+        program (agent/injected_input.py) is an alarm of its own while protecting, whatever the
+        model thinks of the movement: replaying the owner's recordings must not pass."""
+        judge = self.injected
+        if judge is None:
+            return
+        judge.feed(events, injected)
+        reason = judge.verdict(now)
+        if reason is None or not self._judging_input():
+            return
+        how = self.config.agent.injected_input
+        log.error("%s: acting (agent.injected_input = %s)", reason, how)
+        if self.template is not None:  # no block of this time is the owner's to learn from
+            self.template.incident(now)
+        if self._in_trial():
+            outcome = self._trial_alert(reason)
+        else:
+            outcome = self.actor.act(reason, action=how)
+        pipeline = self.consumer.pipeline
+        pipeline.cutter.flush()  # whoever is at the mouse after the grace is judged afresh
+        pipeline.decision.reset(now)
+        self.grace_until = time.time() + pipeline.decision.grace_seconds
+        self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}", anew=True)
+        self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason)
+
+    def _judging_input(self) -> bool:
+        """Protecting with a model, not paused, and not in the grace after acting."""
+        return (self.mode == states.PROTECTED and self.paused_until is None
+                and not (self.grace_until and time.time() < self.grace_until))
+
     def on_display_gone(self, reason: str) -> None:
         """The X display has refused the hook for a while: the desktop session is over, and the
         agent ends with it, so the next session's agent is not locked out by this one."""
@@ -728,8 +769,6 @@ class Agent:
         """
         if command == "status":  # read-only, and not behind a pause waiting for the password
             return True, json.dumps(self.status_now())
-        if self.supervisor is None:  # the channel opens just before start(): nothing to pause yet
-            return False, "mouseguard is still starting; ask again in a moment"
         with self._control_lock:
             if command == "pause":
                 return self._pause_request(minutes, by)

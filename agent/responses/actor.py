@@ -35,20 +35,21 @@ class Actor:
         self._notify = notify
         self._log = log or logging.getLogger("mouseguard.actions")
 
-    def act(self, reason: str) -> str:
-        """Act on one detection; returns one of LOCKED, ALERTED, LOGGED, LOCK_FAILED. Never raises."""
+    def act(self, reason: str, action: str | None = None) -> str:
+        """Act on one detection; returns one of LOCKED, ALERTED, LOGGED, LOCK_FAILED. Never raises.
+        ``action``: instead of the configured one (injected input has a setting of its own)."""
         try:
-            return self._act(reason)
+            return self._act(reason, action or self.action)
         except Exception:  # belt and braces: even a bug in this class must not kill the caller
             self._log.exception("acting on %r failed", reason)
             self._alert(ALERT_TITLE, reason)
             return ALERTED
 
-    def _act(self, reason: str) -> str:
-        if self.action == "log":
+    def _act(self, reason: str, action: str) -> str:
+        if action == "log":
             self._log.warning("impostor suspected (action=log, nothing else done): %s", reason)
             return LOGGED
-        if self.action == "alert":
+        if action == "alert":
             self._log.warning("impostor suspected, alerting: %s", reason)
             self._alert(ALERT_TITLE, reason)
             return ALERTED
