@@ -272,6 +272,12 @@ def hook(p: dict) -> dict:
     listener = h._listener
     clock_id = time.pthread_getcpuclockid(listener.ident)
     listener_cpu0 = time.clock_gettime(clock_id)
+    # the agent's second reader of the same input: XInput2 raw events (agent/injected_input.py)
+    from agent.injected_input import XInputSources
+
+    sources = XInputSources(time.monotonic).start()
+    sources_clock = time.pthread_getcpuclockid(sources._thread.ident)
+    sources_cpu0 = time.clock_gettime(sources_clock)
     cpu0 = _cpu_seconds()
     print("ready", flush=True)
     sys.stdin.readline()  # the parent has driven its input
@@ -281,8 +287,11 @@ def hook(p: dict) -> dict:
         seen = buffer.total
         time.sleep(0.3)
     listener_cpu1 = time.clock_gettime(clock_id)
+    sources_cpu1 = time.clock_gettime(sources_clock)
     cpu1 = _cpu_seconds()
     alive = h.alive
+    raw_events = len(sources.take_xtest())
+    sources.stop()
     h.stop(timeout=1.0)
     events = {k: len(v) for k, v in ns.items()}
     total = sum(events.values())
@@ -300,6 +309,9 @@ def hook(p: dict) -> dict:
         "all_p99_us": pct(every, 99),
         "listener_thread_cpu_s": listener_cpu1 - listener_cpu0,
         "listener_cpu_us_per_event": (listener_cpu1 - listener_cpu0) / max(total, 1) * 1e6,
+        "raw_events_read": raw_events,
+        "sources_thread_cpu_s": sources_cpu1 - sources_cpu0,
+        "sources_cpu_us_per_raw_event": (sources_cpu1 - sources_cpu0) / max(raw_events, 1) * 1e6,
         "process_cpu_s": cpu1 - cpu0,
         "hook_alive": alive,
         "torch_imported": "torch" in sys.modules,

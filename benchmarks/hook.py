@@ -50,6 +50,8 @@ def bench_hook(ctx: Context, report: Report) -> None:
     report.add("hook.move_p99_us", "on_move time: p99", r["callback_us"]["move"]["p99"], "µs")
     report.add("hook.listener_cpu_us_per_event", "pynput listener thread CPU per event (pynput + Xlib + callback)",
                r["listener_cpu_us_per_event"], "µs")
+    report.add("hook.sources_cpu_us_per_event", "injected-input watcher thread CPU per XInput2 raw event "
+               "(python-xlib parse + bookkeeping)", r["sources_cpu_us_per_raw_event"], "µs")
     report.add("hook.events_received", "hook events received (of xdotool input)", received, "count",
                f"{sent} sent", received >= moves)
     report.details["hook"] = {**r, "xdotool_moves": moves, "xdotool_clicks": clicks, "xdotool_wheel_clicks": 2 * clicks,
