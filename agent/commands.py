@@ -272,6 +272,11 @@ def forget(args) -> int:
         else:  # a file, or a link planted under a name: the link goes, never its target
             p.unlink()
         print(f"erased {p}")
+    root = paths.recordings_dir()
+    if not (root.is_dir() and any(root.glob("*/*.csv*"))):  # the key is the account's, not one user's
+        from agent.sealing import forget_key
+
+        print(forget_key())
     return 0
 
 

@@ -231,13 +231,16 @@ def enroll_cmd(args) -> int:
                       user_recordings_dir(user))
         from agent.capture import check_display
         from agent.recorder import record
+        from agent.sealing import key_for_writing
 
         check_display()  # before the announcement below; CaptureUnavailable is a MouseguardError
         path = new_recording_path(user_recordings_dir(user))
         print(f"Use the computer as you normally do; mouseguard records {minutes:g} minutes of mouse "
               f"movement into {path}.", file=sys.stderr)
         tty = sys.stderr.isatty()  # a line rewritten in place is for a terminal, not a log file
-        record(path, active_minutes=minutes, progress=_progress_line(minutes) if tty else None)
+        # sealed: it stays in mouseguard's folder (agent/sealing.py)
+        record(path, active_minutes=minutes, progress=_progress_line(minutes) if tty else None,
+               key=key_for_writing())
         if tty:
             print(file=sys.stderr)
         files = sorted(str(p) for p in user_recordings_dir(user).glob("*.csv*"))

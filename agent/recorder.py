@@ -59,11 +59,12 @@ def _say_stopped() -> None:
 
 
 def record(out_path, *, active_minutes: float | None = None, wall_minutes: float | None = None,
-           progress=None, hook_factory=None, stop_event=None) -> np.ndarray:
+           progress=None, hook_factory=None, stop_event=None, key: bytes | None = None) -> np.ndarray:
     """Record until enough active (or wall-clock) minutes, Ctrl-C (or SIGTERM, SIGHUP), or
     ``stop_event``.
 
-    Returns the events; they are also in ``out_path`` (project format) however it ends.
+    Returns the events; they are also in ``out_path`` (project format, sealed with ``key`` if
+    given: agent/sealing.py) however it ends.
     """
     from agent.capture import MouseHook
     from agent.ringbuffer import RingBuffer
@@ -89,7 +90,7 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
                 if progress:
                     progress(active, now - start, sum(map(len, chunks)))
                 if now - last_save >= CHECKPOINT_SECONDS and chunks:
-                    write_recording(out_path, np.concatenate(chunks))
+                    write_recording(out_path, np.concatenate(chunks), key)
                     last_save = now
                 if active_minutes is not None and active >= active_minutes * 60:
                     break
@@ -109,7 +110,7 @@ def record(out_path, *, active_minutes: float | None = None, wall_minutes: float
         events = np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)
         events = np.concatenate((events, buffer.drain()[0]))
         if len(events):
-            write_recording(out_path, events)
+            write_recording(out_path, events, key)
         try:
             hook.stop(timeout=0.5)
         except Exception as exc:  # the display is gone: nothing left to stop

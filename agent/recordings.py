@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent import sealing
 from agent.errors import MouseguardError
 from agent.events import (
     BUTTON_CODES, BUTTONS, DOWN, DRAG, EVENT_DTYPE, LEFT, MIDDLE, MOVE, NO_BUTTON, OTHER, PRESSED, RELEASED,
@@ -81,8 +82,16 @@ class RecordingError(MouseguardError, ValueError):
 
 def _open_text(path: Path):
     with open(path, "rb") as raw:
-        magic = raw.read(2)
-    if magic == b"\x1f\x8b":
+        magic = raw.read(len(sealing.MAGIC))
+        if sealing.is_sealed(magic):  # a kept recording (agent/sealing.py): opened in memory
+            try:
+                data = io.BytesIO(sealing.unseal(magic + raw.read(), str(path)))
+            except sealing.SealingUnavailable as exc:
+                raise RecordingError(str(exc)) from None
+            if data.getvalue()[:2] == b"\x1f\x8b":
+                return io.TextIOWrapper(gzip.GzipFile(fileobj=data), encoding="utf-8", newline="")
+            return io.TextIOWrapper(data, encoding="utf-8", newline="")
+    if magic[:2] == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
 
@@ -317,8 +326,9 @@ def _coordinates_fit(values):
     return np.abs(values) < COORDINATE_LIMIT  # False for NaN as well
 
 
-def write_recording(path: str | os.PathLike, events: np.ndarray) -> None:
-    """Write events in the project's format (seconds); ``.gz`` names are compressed.
+def write_recording(path: str | os.PathLike, events: np.ndarray, key: bytes | None = None) -> None:
+    """Write events in the project's format (seconds); ``.gz`` names are compressed, and with a
+    ``key`` (agent/sealing.py) the file is sealed: only mouseguard reads it back, in this account.
 
     The write is atomic and the file private to the user: a recording describes a person.
     """
@@ -334,5 +344,7 @@ def write_recording(path: str | os.PathLike, events: np.ndarray) -> None:
     payload = ("\n".join(lines) + "\n").encode("ascii")
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
+    if key is not None:
+        payload = sealing.seal(payload, key)
     with atomic_open(path, "wb") as f:
         f.write(payload)

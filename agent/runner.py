@@ -925,10 +925,12 @@ class Learner(threading.Thread):
         from agent.events import EVENT_DTYPE
         from agent.recorder import CHECKPOINT_SECONDS, active_seconds
         from agent.recordings import write_recording
+        from agent.sealing import key_for_writing
 
         agent = self.agent
         minutes = agent.config.enrolment.minutes
         path = new_recording_path(agent.recordings_dir / agent.user)
+        key = key_for_writing()  # sealed: they stay in mouseguard's folder (agent/sealing.py)
         existing = sorted(str(p) for p in path.parent.glob("*.csv*") if p != path)
         self.active = sum(active_seconds(_read_times(f)) for f in existing)
         chunks, last_t, last_save = [], None, time.monotonic()
@@ -943,7 +945,7 @@ class Learner(threading.Thread):
             chunks.append(events)
             agent.set_state(states.LEARNING, f"{self.active / 60:.0f} of {minutes:g} min of movement recorded")
             if time.monotonic() - last_save >= CHECKPOINT_SECONDS or self.active >= minutes * 60:
-                write_recording(path, np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE))
+                write_recording(path, np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE), key)
                 last_save = time.monotonic()
             if self.active >= minutes * 60:
                 if self._enrol(existing + [str(path)]):

@@ -83,3 +83,46 @@ def alice_files(tmp_path):
         files.append(tmp_path / f"alice{k}.csv.gz")
         write_recording(files[-1], synth_events("alice", seconds=200, seed=400 + k))
     return files
+
+
+@pytest.fixture(scope="session")
+def secret_service(tmp_path_factory):
+    """A real Secret Service (gnome-keyring on a private DBus session bus), unlocked, for the
+    sealed recordings (agent/sealing.py): the environment a process needs to reach it. Missing
+    binaries are a failure, not a skip: CI installs them."""
+    import os
+    import shutil
+    import subprocess
+
+    for tool, package in (("dbus-daemon", "dbus-daemon"), ("gnome-keyring-daemon", "gnome-keyring")):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: apt-get install {package}", pytrace=False)
+    home = tmp_path_factory.mktemp("keyring-home")
+    runtime = home / "run"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
+                           stdout=subprocess.PIPE, text=True)
+    address = bus.stdout.readline().strip()
+    env["DBUS_SESSION_BUS_ADDRESS"] = address
+    daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon.stdin.write(b"test-password")  # the login keyring's password: it is created unlocked
+    daemon.stdin.close()
+    try:
+        yield {"DBUS_SESSION_BUS_ADDRESS": address}
+    finally:
+        for proc in (daemon, bus):
+            proc.terminate()
+            proc.wait(5)
+
+
+@pytest.fixture
+def keyring_env(secret_service, monkeypatch):
+    """This test's process (and its children) use the test Secret Service."""
+    import keyring.core
+
+    for name, value in secret_service.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)  # picked once per process: afresh
+    return secret_service
