@@ -17,7 +17,9 @@ pass every model. The movement itself looks right; where it comes from does not:
 :class:`InjectedInputJudge` counts both and says when there is enough for an alarm: a few
 events within a few seconds, so an application warping the pointer once (a dialog centring it)
 is not an attack. What it cannot see: a program that writes to ``/dev/uinput`` (root or the
-``input`` group) makes a device the server takes for hardware; docs/threat-model.md says so.
+``input`` group) makes a device the server takes for hardware; and absolute XTest moves made
+while a hand keeps the real mouse moving pass the motion rule (XTest clicks and relative moves
+are still named by their device). docs/threat-model.md says so.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ log = logging.getLogger(__name__)
 MIN_EVENTS = 5
 WITHIN_SECONDS = 5.0
 #: Motion the hook saw counts as a hand's when a physical device moved within this many
-#: seconds of it: the hook and the watcher read the same server over two connections.
-TOLERANCE_SECONDS = 0.5
+#: seconds of it: the hook and the watcher read the same server over two connections, on two
+#: threads that a loaded machine may run late. (Generous: a replay moves no device at all.)
+TOLERANCE_SECONDS = 1.0
 #: Physical motion older than this is forgotten (the hook's motion is judged within ~1 s).
 KEEP_SECONDS = 10.0
 
