@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -182,8 +183,12 @@ def receiver():
 def make_agent(tmp_path, config):
     tray = RecordingTray()
     actor = Actor("lock", lambda: LockResult(True, "fake"), tray.notify)
-    return Agent(config, tray, actor, model_dir=tmp_path / "model", user="alice",
-                 status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec"), tray
+    agent = Agent(config, tray, actor, model_dir=tmp_path / "model", user="alice",
+                  status_path=tmp_path / "status.json", recordings_dir=tmp_path / "rec")
+    # The pause door stays shut until start() has a hook supervisor ("still starting"); these
+    # tests are about the policy's pause rules, not the mouse hook, so the agent looks started.
+    agent.supervisor = SimpleNamespace(stop=lambda: None, healthy=True)
+    return agent, tray
 
 
 def test_pause_refused_when_the_policy_forbids_it(tmp_path, receiver):
