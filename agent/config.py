@@ -99,6 +99,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class ForwardingConfig:
     syslog: str = ""
+    eventlog: bool = False
     webhook: str = ""
     webhook_ca: str = ""
     webhook_authorization: str = ""
@@ -304,6 +305,11 @@ _KEYS: tuple[_Key, ...] = (
         '"unix:///path", or "local" for this machine\'s log (the systemd journal where it\n'
         'runs, with its fields). "" sends nothing.',
         check=valid_syslog_target,
+    ),
+    _Key(
+        "forwarding", "eventlog", bool, "true or false",
+        "Windows only: also write those events to the Windows Event Log (Application log,\n"
+        'source "mouseguard", the fields in the text). syslog = "local" on Windows means it too.',
     ),
     _Key(
         "forwarding", "webhook", str, 'an https:// URL without user:password, or "" (off)',
