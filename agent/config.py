@@ -391,7 +391,20 @@ def parse_sections(raw: bytes | str, source: str | os.PathLike | None = None) ->
         document = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_error(where, raw, exc)) from None
+    return validate_sections(document, where)
 
+
+def key_type(section: str, name: str) -> type | None:
+    """The type of the key ``section.name`` (bool, int, float, str), None if there is no such key:
+    a source without TOML's types (the Windows registry) converts its values by it."""
+    key = _KEYS_BY_NAME.get(name)
+    return key.kind if key is not None and key.section == section else None
+
+
+def validate_sections(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The checks of :func:`parse_sections` on parsed values (section -> key -> value), for any
+    source of them: the TOML files, and the managed policy in the Windows registry, which must
+    be held to exactly the same rules. ``where`` names the source in the one-line errors."""
     sections: dict[str, dict[str, Any]] = {}
     for name, table in document.items():
         if name not in _SECTIONS:
