@@ -303,7 +303,10 @@ def describe(report: dict) -> str:
     def per8(x):
         return "n/a" if x is None else f"{x:.2f}"
 
-    kept = "" if a.get("free_window") in (None, a["window"]) else f" (kept; a free calibration: {a['free_window']})"
+    kept = "" if a.get("free_window") in (None, a["window"]) else f" (kept; free choice: {a['free_window']})"
+    replay = (b.get("heldout_false_locks", 0), a.get("heldout_false_locks", 0))
+    # (one line of the model_updated fleet event, which holds 400 characters: no "0 -> 0")
+    replay_text = f", hold-out replay locks {replay[0]} -> {replay[1]}" if any(replay) else ""
 
     return "\n".join([
         head,
@@ -312,9 +315,8 @@ def describe(report: dict) -> str:
         f"{report['enrolment_blocks_trained']} enrolment blocks, {report['blocks_held_out']} held out",
         f"held-out AUC {auc(b['heldout_auc'])} -> {auc(a['heldout_auc'])}; threshold {b['threshold']:.3f} -> "
         f"{a['threshold']:.3f}; window {b['window']} -> {a['window']}{kept}",
-        f"owner's expected false locks per 8 h (enrolment hold-out) {per8(b.get('expected_false_locks_per_8h'))} -> "
-        f"{per8(a.get('expected_false_locks_per_8h'))}; hold-out replay locks {b.get('heldout_false_locks', 0)} -> "
-        f"{a.get('heldout_false_locks', 0)}",
+        f"owner's expected false locks per 8 h {per8(b.get('expected_false_locks_per_8h'))} -> "
+        f"{per8(a.get('expected_false_locks_per_8h'))}{replay_text}",
         f"owner enrolment hold-out below threshold {100 * b['anchor_below_threshold']:.1f} % -> "
         f"{100 * a['anchor_below_threshold']:.1f} %; pool impostor blocks passing "
         f"{100 * b['impostor_above_threshold']:.1f} % -> {100 * a['impostor_above_threshold']:.1f} %",
