@@ -101,6 +101,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class ForwardingConfig:
     syslog: str = ""
+    eventlog: bool = False
     webhook: str = ""
     webhook_ca: str = ""
     webhook_authorization: str = ""
@@ -317,6 +318,11 @@ _KEYS: tuple[_Key, ...] = (
         check=valid_syslog_target,
     ),
     _Key(
+        "forwarding", "eventlog", bool, "true or false",
+        "Windows only: also write those events to the Windows Event Log (Application log,\n"
+        'source "mouseguard", the fields in the text). syslog = "local" on Windows means it too.',
+    ),
+    _Key(
         "forwarding", "webhook", str, 'an https:// URL without user:password, or "" (off)',
         "Also POST each of those events as JSON to this HTTPS address; while it cannot\n"
         'be reached they wait in a queue on disk and are retried. "" sends nothing.',
@@ -396,7 +402,20 @@ def parse_sections(raw: bytes | str, source: str | os.PathLike | None = None) ->
         document = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_syntax_error(where, raw, exc)) from None
+    return validate_sections(document, where)
 
+
+def key_type(section: str, name: str) -> type | None:
+    """The type of the key ``section.name`` (bool, int, float, str), None if there is no such key:
+    a source without TOML's types (the Windows registry) converts its values by it."""
+    key = _KEYS_BY_NAME.get(name)
+    return key.kind if key is not None and key.section == section else None
+
+
+def validate_sections(document: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The checks of :func:`parse_sections` on parsed values (section -> key -> value), for any
+    source of them: the TOML files, and the managed policy in the Windows registry, which must
+    be held to exactly the same rules. ``where`` names the source in the one-line errors."""
     sections: dict[str, dict[str, Any]] = {}
     for name, table in document.items():
         if name not in _SECTIONS:

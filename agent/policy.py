@@ -5,9 +5,10 @@ it sets replaces the user's value and is *locked*: the user's config.toml and co
 cannot change it. A user setting that differs gets one line in the log and in
 ``mouseguard status``, not an error: the agent runs, with the administrator's value.
 
-Where: ``/etc/mouseguard/policy.toml`` on Linux and macOS. Windows is not supported yet (the
-registry, HKLM\\SOFTWARE\\Policies\\mouseguard, is the natural place, and a file under ProgramData
-could be created by any user); there no policy is read and status says so.
+Where: ``/etc/mouseguard/policy.toml`` on Linux and macOS; on Windows the registry,
+``HKLM\\SOFTWARE\\Policies\\mouseguard`` (:mod:`agent.registry_policy`: where Group Policy writes,
+and a file under ProgramData could be created by any user). Both are held to the same keys and
+checks and give the same :class:`Policy`.
 
 Trust: a locked key is only locked if the user cannot edit the file. So the file, and every
 folder above it, must be owned by root and writable by nobody else (no group or other write
@@ -41,7 +42,7 @@ SYSTEM_POLICY = Path("/etc/mouseguard/policy.toml")
 
 @dataclass(frozen=True)
 class Policy:
-    path: Path | None = None  # the file the values came from (or that was ignored)
+    path: Path | str | None = None  # the file the values came from (or that was ignored); on Windows the registry key
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # section -> key -> value
     ignored: str = ""  # why a file that exists was not applied
     from_env: bool = False  # read from MOUSEGUARD_POLICY_FILE
@@ -53,8 +54,6 @@ class Policy:
 
     def describe(self) -> list[str]:
         """Lines for ``mouseguard status`` and the log ([] when there is no policy)."""
-        if sys.platform == "win32" and self.path is None:
-            return ["managed policy: not supported on Windows yet (no policy is read)"]
         if self.path is None:
             return []
         if self.ignored:
@@ -79,12 +78,23 @@ def policy_file(env: Mapping[str, str] | None = None, system: Path = SYSTEM_POLI
     return system, False
 
 
-def load_policy(env: Mapping[str, str] | None = None, system: Path = SYSTEM_POLICY) -> Policy:
+def load_policy(env: Mapping[str, str] | None = None, system: Path = SYSTEM_POLICY, *,
+                platform: str = sys.platform, registry=None) -> Policy:
     """The policy in force. A file that is there but broken (syntax, unknown key, bad value)
     raises ConfigError naming it: the agent stops as it does on a broken config.toml, rather
-    than run without the administrator's settings."""
-    if sys.platform == "win32":
-        return Policy()
+    than run without the administrator's settings. On Windows (``platform``) the policy is the
+    registry key, read through ``registry`` (the ``winreg`` module; tests pass a fake), and
+    MOUSEGUARD_POLICY_FILE is read only when that key does not exist."""
+    if platform == "win32":
+        from agent import registry_policy
+
+        if registry is None:
+            import winreg as registry
+        values = registry_policy.read_policy(registry)
+        if values is not None:
+            return Policy(registry_policy.LOCATION, values)
+        value = (os.environ if env is None else env).get(POLICY_ENV, "")
+        return _read_file(Path(value).expanduser().absolute(), True) if value else Policy()
     path, from_env = policy_file(env, system)
     if not os.path.lexists(path):
         return Policy()
@@ -92,6 +102,12 @@ def load_policy(env: Mapping[str, str] | None = None, system: Path = SYSTEM_POLI
         problem = trust_problem(path)
         if problem:
             return Policy(path, {}, problem)
+    return _read_file(path, from_env)
+
+
+def _read_file(path: Path, from_env: bool) -> Policy:
+    if not os.path.lexists(path):
+        return Policy()
     try:
         raw = path.read_bytes()
     except OSError as exc:

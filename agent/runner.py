@@ -561,7 +561,7 @@ class Agent:
             self.template_refit = None
             if job.accepted:
                 lines = [line for line in job.report.splitlines() if line and line != "model updated"]
-                self._template_updated = "updated on the movement kept as yours: " + "; ".join(lines[-3:])
+                self._template_updated = "updated on the movement kept as yours: " + "; ".join(lines[-4:])
         if (self.template_refit is not None or self.refit is not None or not self._calmly_protecting()
                 or (self.trial is not None and self.trial.running)):
             return False

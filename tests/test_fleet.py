@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import socket
 import threading
 import time
@@ -17,7 +16,6 @@ from agent import __version__, fleet_events
 from agent.fleet_events import Event, Reporter, make_event
 from agent.forwarding import parse_syslog_target, valid_syslog_target, valid_webhook_url
 from agent.forwarding.syslog import SD_ID, SyslogDestination, format_rfc5424
-from agent.forwarding.windows_eventlog import WindowsEventLogDestination
 from tests.rfc5424 import UdpReceiver, parse, read_octet_counted
 from tests.waiting import wait_for
 
@@ -267,14 +265,6 @@ def test_failures_are_logged_once_and_recovery_once(caplog, reporter_factory):
     recovered = [m for m in lines if "works again" in m]
     assert recovered == ["fleet reporting to broken works again (5 events lost meanwhile)"]
     assert broken.got == ["resumed"]
-
-
-def test_windows_event_log_says_plainly_it_is_not_implemented(caplog, reporter_factory):
-    reporter = reporter_factory(WindowsEventLogDestination())
-    with caplog.at_level(logging.ERROR, logger="mouseguard.fleet"):
-        reporter.emit("agent_started", "protected")
-        reporter.flush(2)
-    assert re.search(r"Windows Event Log failed: the Windows Event Log is not supported yet", caplog.text)
 
 
 # -- the systemd journal (syslog = "local" where journald runs) ------------------------------

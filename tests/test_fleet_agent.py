@@ -116,6 +116,20 @@ def test_run_refuses_a_missing_webhook_ca_in_one_line(xserver, tmp_path, synth_m
     assert "Traceback" not in done.stderr
 
 
+def test_run_refuses_the_windows_event_log_off_windows_in_one_line(xserver, tmp_path, synth_model):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text("[forwarding]\neventlog = true\n")
+    env = {**os.environ, "MOUSEGUARD_HOME": str(home), "DISPLAY": xserver.display, "XDG_SESSION_TYPE": "x11"}
+    done = subprocess.run([sys.executable, "-m", "agent", "run", "--no-tray", "--model", str(synth_model)],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "mouseguard: error: [forwarding]: forwarding.eventlog = true: the Windows Event Log exists only on "
+        'Windows; on this machine use forwarding.syslog = "local" (the system log) or a collector')
+    assert "Traceback" not in done.stderr
+
+
 @pytest.fixture
 def reporting_agent(xserver, tmp_path, receiver):
     """make(model_dir, locker=...) -> a started agent reporting to ``receiver``."""

@@ -90,6 +90,7 @@ def test_agent_keeps_owner_blocks_refits_and_swaps_in(mouseguard_home, alice_fil
         assert agent.model.manifest["training"]["updates"][-1]["blocks_offered"] == len(keeper.blocks)
         assert "switching to the model updated on the movement kept as yours" in caplog.text
         assert "held-out AUC" in caplog.text and "threshold" in caplog.text
+        assert "kept blocks:" in caplog.text and "expected false locks per 8 h" in caplog.text
         updated = [a for name, a in emitted if name == fleet_events.MODEL_UPDATED]
         assert updated and "held-out AUC" in updated[-1][1]
         agent.write_status()

@@ -77,6 +77,50 @@ def test_guarded_update_on_owner_blocks_is_taken_and_recorded(enrolled_alice, tm
     assert report["blocks_held_out"] > 0
 
 
+def test_update_keeps_the_enrolled_window_and_recalibrates_only_the_threshold(enrolled_alice, tmp_path):
+    """On Balabit a refit's free recalibration moved user15's window from 10 to 5 blocks and the
+    owner's false locks from 1 to 5. The model here is given a window its calibration would not
+    choose (as a model enrolled under another window set has): the update keeps it, calibrates
+    the threshold at it, and records what a free choice would have been."""
+    from training.families.cnn.train import FitConfig
+    from training.user_model.update import describe, update
+
+    _, recordings, model_dir = enrolled_alice
+    model_dir = _copy(model_dir, tmp_path / "m")
+    chosen = load_model_dir(model_dir).decision.window
+    pinned = 20 if chosen != 20 else 10
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["decision"]["window"] = pinned
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    report = update(model_dir, recordings, _blocks("alice", 900), cfg=FitConfig(epochs=2), cohort=COHORT)
+    assert report["accepted"], report["reason"]
+    assert report["before"]["window"] == report["after"]["window"] == pinned
+    after = load_model_dir(model_dir)
+    assert after.decision.window == pinned
+    assert [c["window"] for c in after.manifest["decision"]["calibration"]["candidates"]] == [pinned]
+    assert f"kept at the enrolled {pinned} blocks" in after.manifest["decision"]["calibration"]["note"]
+    record = after.manifest["training"]["updates"][-1]
+    assert record["window"] == [pinned, pinned] and len(record["expected_false_locks_per_8h"]) == 2
+    text = describe(report)
+    assert f"window {pinned} -> {pinned}" in text and "expected false locks per 8 h" in text
+    for side in ("before", "after"):
+        assert report[side]["expected_false_locks_per_8h"] is not None
+        assert report[side]["heldout_false_locks"] >= 0
+
+
+def test_owner_false_locks_reads_the_hold_out_at_the_window():
+    from training.user_model.update import owner_false_locks
+
+    steady = [np.full(50, 0.9), np.full(40, 0.85)]
+    calm = owner_false_locks(steady, 5, 0.5, seconds_per_block=4.0)
+    assert calm["heldout_false_locks"] == 0 and calm["expected_false_locks_per_8h"] < 0.01
+    dips = [np.concatenate((np.full(20, 0.9), np.full(3, 0.1), np.full(20, 0.9)))]
+    assert owner_false_locks(dips, 5, 0.5, 4.0)["heldout_false_locks"] == 1
+    assert owner_false_locks(dips, 10, 0.5, 4.0)["heldout_false_locks"] == 0  # the longer window rides it out
+    assert owner_false_locks(dips, 5, 0.5, 4.0)["expected_false_locks_per_8h"] > 1.0
+    assert owner_false_locks([np.full(3, 0.9)], 5, 0.5, 4.0)["expected_false_locks_per_8h"] is None
+
+
 def test_update_that_scores_impostors_higher_is_refused_and_changes_nothing(enrolled_alice, tmp_path):
     """Poisoning: the kept blocks are all bob's (a planted file: the agent keeps none of them).
     Unguarded, the model moves toward bob; the guard refuses before fitting (they do not score
@@ -113,6 +157,14 @@ def test_refusal_names_each_failed_check():
     assert "new blocks would score lower" in refusal(good, {**good, "new_below_threshold": 0.2}, Guard())
     assert "impostor blocks would pass" in refusal(good, {**good, "impostor_above_threshold": 0.2}, Guard())
     assert refusal(good, {**good, "heldout_auc": 0.5}, Guard(enabled=False)) is None
+    # the owner's expected false locks at the window: worse than both the current model and the
+    # target (beyond the tolerance) refuses; at or under the target passes
+    rated = {**good, "expected_false_locks_per_8h": 0.5, "target_false_locks_per_8h": 1.0, "heldout_false_locks": 0}
+    assert refusal(rated, {**rated, "expected_false_locks_per_8h": 1.0}, Guard()) is None
+    assert refusal(rated, {**rated, "expected_false_locks_per_8h": 1.2}, Guard()) is None
+    why = refusal(rated, {**rated, "expected_false_locks_per_8h": 3.0, "window": 5}, Guard())
+    assert "locked out more often" in why and "3.00" in why and "window 5" in why
+    assert "would lock 2 times instead of 0" in refusal(rated, {**rated, "heldout_false_locks": 2}, Guard())
 
 
 def test_update_refuses_bad_input_in_one_line(enrolled_alice, tmp_path):

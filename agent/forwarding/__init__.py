@@ -1,6 +1,7 @@
 """Where fleet events go: a syslog collector or socket (``syslog``, RFC 5424), the systemd
 journal (``journald``, for ``syslog = "local"`` where it runs), an HTTPS collector (``webhook``),
-and on Windows the Event Log (``windows_eventlog``, not implemented yet).
+and on Windows the Event Log (``windows_eventlog``: ``eventlog = true``, or ``syslog = "local"``
+there).
 
 ``destinations(config, state_dir)`` builds them from the ``[forwarding]`` settings; the target
 checks here are what the config validates with, so a bad target stops the agent at start-up
@@ -89,11 +90,18 @@ def destinations(forwarding, state_dir: Path, platform: str = sys.platform,
 
     journal_socket = journal_socket or JOURNAL_SOCKET
     found = []
+    eventlog = bool(getattr(forwarding, "eventlog", False))
+    if eventlog and platform != "win32":
+        from agent.forwarding.windows_eventlog import ONLY_ON_WINDOWS
+
+        raise TargetError(f"forwarding.eventlog = true: {ONLY_ON_WINDOWS}")
+    if eventlog or (forwarding.syslog == "local" and platform == "win32"):
+        from agent.forwarding.windows_eventlog import WindowsEventLogDestination
+
+        found.append(WindowsEventLogDestination())
     if forwarding.syslog:
         if forwarding.syslog == "local" and platform == "win32":
-            from agent.forwarding.windows_eventlog import WindowsEventLogDestination
-
-            found.append(WindowsEventLogDestination())
+            pass  # the Event Log, above
         elif forwarding.syslog == "local" and platform.startswith("linux") and os.path.exists(journal_socket):
             found.append(JournalDestination(journal_socket))
         else:

@@ -114,7 +114,7 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
         threshold = float(min(MAX_THRESHOLD, max(MIN_THRESHOLD, min(empirical, parametric))))
         admissible = False
         if common is not None:
-            admissible = _rate_below(means, common) <= p_decision
+            admissible = rate_below(means, common) <= p_decision
             threshold = common if admissible else min(common, threshold)
         false_locks = sum(simulate_locks(r, window, threshold)[0] for r in genuine_runs)
         easy = _time_to_lock(impostor_runs, window, threshold)
@@ -155,7 +155,7 @@ def calibrate(genuine_runs: list[np.ndarray], impostor_runs: list[np.ndarray], s
     return best["window"], best["threshold"], report
 
 
-def _rate_below(means: np.ndarray, threshold: float) -> float:
+def rate_below(means: np.ndarray, threshold: float) -> float:
     """The share of rolling means below ``threshold``: a normal fitted on the logit scale (its
     tail reaches beyond what a held-out session shows) or the empirical share, the higher."""
     logits = _logit(means)

@@ -19,6 +19,16 @@ themselves:
 * the candidate must separate held-out owner blocks from held-out pool impostors no worse
   (AUC) and let no more pool impostor blocks pass its threshold.
 
+The decision window is the one enrolment chose, never recalibrated: only the threshold is,
+at that window. Calibration picks the window that locks half-impostor runs fastest, and a
+refit's slightly different held-out scores can tip that choice; on Balabit one update moved
+user15's window from 10 to 5 blocks, and the owner's false locks went from 1 to 5 over the
+same later sessions (docs/template-update.md). A shorter window is noisier for the owner,
+whatever the held-out check said about single blocks. And the candidate's expected false
+locks on the owner's enrolment hold-out, at that window and its new threshold, must not
+exceed the current model's (or the target, whichever is higher), nor may it lock that
+hold-out more often.
+
 "No worse" allows a small tolerance plus what two fits of the same data differ by on a
 hold-out that size (:func:`_noise`): an enrolment holds out a hundred blocks or so, where one
 block more below the threshold is a percent.
@@ -38,6 +48,7 @@ import numpy as np
 
 import models
 from agent.blocks import cut_blocks
+from agent.decision import simulate_locks
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
 from training.enrol import pool_impostors
@@ -45,6 +56,7 @@ from training.errors import FitError
 from training.evaluation.metrics import auc_eer
 from training.families.cnn.encoder import load_encoder
 from training.families.cnn.train import FitConfig
+from training.user_model.calibrate import WINDOWS, calibrate, rate_below, rolling_means
 from training.user_model.fit import export_user_model, fit_cnn
 from training.user_model.split import HOLDOUT, split_at, training_heads
 
@@ -77,7 +89,26 @@ class Guard:
     #: More than this share of the offered blocks failing that test refuses the update:
     #: someone else's movement, or a planted file, not the owner's drift.
     max_unclear_share: float = 0.2
+    #: How much the candidate's expected false locks on the enrolment hold-out may exceed the
+    #: current model's (or the target, the higher), relatively: the estimate is a normal tail
+    #: fitted on a hundred or so rolling means, and two fits of the same data differ by that.
+    false_lock_tolerance: float = 0.25
     enabled: bool = True
+
+
+def owner_false_locks(anchor_runs: list[np.ndarray], window: int, threshold: float,
+                      seconds_per_block: float) -> dict:
+    """What the decision (``window``, ``threshold``) does to the owner's enrolment hold-out
+    (block scores per recording): the false locks per 8 active hours it expects (the share of
+    rolling means below the threshold, as calibration estimates it, times the decisions in 8 h)
+    and the locks a replay of the hold-out gives."""
+    runs = [r for r in anchor_runs if len(r)]
+    means = np.concatenate([rolling_means(r, window) for r in runs]) if runs else np.empty(0)
+    expected = None
+    if len(means) and seconds_per_block > 0:
+        expected = float(rate_below(means, threshold) * 8 * 3600.0 / seconds_per_block)
+    return {"expected_false_locks_per_8h": expected,
+            "heldout_false_locks": int(sum(simulate_locks(r, window, threshold)[0] for r in runs))}
 
 
 def _summary(scores: dict[str, np.ndarray], threshold: float) -> dict:
@@ -126,6 +157,15 @@ def refusal(before: dict, after: dict, guard: Guard) -> str | None:
                                             + _noise(before["impostor_above_threshold"], n.get("impostor", 0))):
         return (f"more held-out pool impostor blocks would pass: {100 * after['impostor_above_threshold']:.1f} % "
                 f"instead of {100 * before['impostor_above_threshold']:.1f} %")
+    b8, a8 = before.get("expected_false_locks_per_8h"), after.get("expected_false_locks_per_8h")
+    if a8 is not None:
+        allowed = max(b8 or 0.0, before.get("target_false_locks_per_8h") or 0.0) * (1.0 + guard.false_lock_tolerance)
+        if a8 > allowed:
+            return (f"the owner would be locked out more often: {a8:.2f} expected false locks per 8 active hours "
+                    f"on the enrolment hold-out instead of {b8 or 0.0:.2f} (window {after.get('window')})")
+    if after.get("heldout_false_locks", 0) > before.get("heldout_false_locks", 0):
+        return (f"the owner's enrolment hold-out would lock {after['heldout_false_locks']} times instead of "
+                f"{before.get('heldout_false_locks', 0)}")
     return None
 
 
@@ -196,9 +236,24 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
     before_scores = {k: scorer.score(v) if len(v) else np.empty(0) for k, v in held.items()}
     after_scores = {k: fitted.score(v) if len(v) else np.empty(0) for k, v in held.items()}
     false_locks_per_hour = false_locks_per_8h / 8.0
-    window, threshold, _ = fitted.decision(false_locks_per_hour)
-    before = {**_summary(before_scores, current.decision.threshold), "window": current.decision.window}
-    after = {**_summary(after_scores, threshold), "window": window}
+    window = current.decision.window
+    free_window = _free_window(fitted, false_locks_per_hour)
+    if guard.enabled:
+        # Only the threshold is recalibrated, at the enrolled window (the module's docstring).
+        fitted.windows = (window,)
+        fitted.calibration_note = (f"template update: the window kept at the enrolled {window} blocks "
+                                   f"(a free calibration would pick {free_window}); the threshold recalibrated")
+    try:
+        window, threshold, _ = fitted.decision(false_locks_per_hour)
+    except ValueError as exc:
+        raise FitError(f"cannot recalibrate the threshold at the window of {window} blocks: {exc}") from None
+    spb = fitted.seconds_per_row
+    before = {**_summary(before_scores, current.decision.threshold), "window": current.decision.window,
+              **owner_false_locks([scorer.score(r) for r in anchor_held], current.decision.window,
+                                  current.decision.threshold, spb),
+              "target_false_locks_per_8h": float(false_locks_per_8h)}
+    after = {**_summary(after_scores, threshold), "window": window, "free_window": free_window,
+             **owner_false_locks([fitted.score(r) for r in anchor_held], window, threshold, spb)}
     reason = refusal(before, after, guard)
     report = {"accepted": reason is None, "reason": reason, "blocks_offered": offered, "blocks_unclear": unclear,
               "blocks_trained": int(len(new_train)), "blocks_held_out": int(len(new_held)),
@@ -210,7 +265,10 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
     history = [h for h in training.get("updates", []) if isinstance(h, dict)]
     record = {k: report[k] for k in ("time", "blocks_offered", "blocks_trained", "blocks_held_out")}
     record.update({"heldout_auc": [before["heldout_auc"], after["heldout_auc"]],
-                   "threshold": [before["threshold"], after["threshold"]]})
+                   "threshold": [before["threshold"], after["threshold"]],
+                   "window": [before["window"], after["window"]],
+                   "expected_false_locks_per_8h": [before["expected_false_locks_per_8h"],
+                                                   after["expected_false_locks_per_8h"]]})
     info = {k: v for k, v in training.items() if k in ("dataset", "sources", "encoder", "background_pool",
                                                          "pool_users_left_out", "background_pool_recast_to",
                                                          "cohort")}
@@ -223,6 +281,15 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
     return report
 
 
+def _free_window(fitted, false_locks_per_hour: float) -> int | None:
+    """The window a calibration free to choose would take for the candidate (for the record)."""
+    try:
+        return calibrate(fitted.genuine_held_scores, fitted.impostor_held_scores, fitted.seconds_per_row,
+                         false_locks_per_hour, windows=WINDOWS, common=fitted.common_threshold)[0]
+    except ValueError:
+        return None
+
+
 def describe(report: dict) -> str:
     """The lines a person (and the agent's log) reads."""
     head = "model updated" if report["accepted"] else f"update refused: {report['reason']}"
@@ -233,13 +300,23 @@ def describe(report: dict) -> str:
     def auc(x):
         return "n/a" if x is None else f"{x:.3f}"
 
+    def per8(x):
+        return "n/a" if x is None else f"{x:.2f}"
+
+    kept = "" if a.get("free_window") in (None, a["window"]) else f" (kept; free choice: {a['free_window']})"
+    replay = (b.get("heldout_false_locks", 0), a.get("heldout_false_locks", 0))
+    # (one line of the model_updated fleet event, which holds 400 characters: no "0 -> 0")
+    replay_text = f", hold-out replay locks {replay[0]} -> {replay[1]}" if any(replay) else ""
+
     return "\n".join([
         head,
         f"kept blocks: {report['blocks_offered']} offered ({report['blocks_unclear']} not clearly yours), "
         f"{report['blocks_trained']} trained beside "
         f"{report['enrolment_blocks_trained']} enrolment blocks, {report['blocks_held_out']} held out",
         f"held-out AUC {auc(b['heldout_auc'])} -> {auc(a['heldout_auc'])}; threshold {b['threshold']:.3f} -> "
-        f"{a['threshold']:.3f}; window {b['window']} -> {a['window']}",
+        f"{a['threshold']:.3f}; window {b['window']} -> {a['window']}{kept}",
+        f"owner's expected false locks per 8 h {per8(b.get('expected_false_locks_per_8h'))} -> "
+        f"{per8(a.get('expected_false_locks_per_8h'))}{replay_text}",
         f"owner enrolment hold-out below threshold {100 * b['anchor_below_threshold']:.1f} % -> "
         f"{100 * a['anchor_below_threshold']:.1f} %; pool impostor blocks passing "
         f"{100 * b['impostor_above_threshold']:.1f} % -> {100 * a['impostor_above_threshold']:.1f} %",
