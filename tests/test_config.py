@@ -36,8 +36,8 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
     # 14 + pause_allowed and [forwarding] x5 (issue 22), unjudged_minutes (19), the pause caps and trial (20),
-    # [template] x4 (issue 22, the template update)
-    assert len(keys) == 28
+    # [template] x4 (issue 22, the template update), enrolment.keep_recordings (19: recordings are no replay kit)
+    assert len(keys) == 29
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):
