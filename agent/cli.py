@@ -193,11 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="whose model (default: the login name)")
     p.add_argument("--minutes", type=float, help="minutes of active movement to record (default: config)")
     p.add_argument("--from", dest="from_files", nargs="+", metavar="FILE",
-                   help="enrol from these recordings instead of recording now")
+                   help="enrol from these recordings instead of recording now (or from the enrolment blocks "
+                        "file an earlier enrolment kept); files outside mouseguard's recordings folder are "
+                        "never deleted")
+    p.add_argument("--keep-recordings", action="store_true",
+                   help="keep the recordings in mouseguard's recordings folder after a successful enrolment "
+                        "(default: deleted, see enrolment.keep_recordings); whoever copies one can replay "
+                        "your movement")
     p.add_argument("--epochs", type=_epochs, default=16, help=argparse.SUPPRESS)
 
     p = sub.add_parser("update-model", help="refit your model on the movement kept as clearly yours (guarded)",
-                       description="Refit the model on the enrolment recordings plus the blocks the agent kept as "
+                       description="Refit the model on the enrolment blocks plus the blocks the agent kept as "
                                    "clearly yours (README: docs/template-update.md); the new model replaces the "
                                    "current one only if its held-out check is no worse. The running agent does this "
                                    "by itself (template.update_hours). Exit 0 updated, 1 refused, 2 error.")

@@ -215,7 +215,7 @@ def autostart(args) -> int:
 
 def forget(args) -> int:
     """Erase a user's models (with the staging and backup folders a model swap leaves), their
-    recordings, their enrolment record and their blocks in the shared cohort folder; for the
+    recordings and enrolment blocks, their enrolment record and their blocks in the shared cohort folder; for the
     agent's own user also its log and status files, and with ``--config`` the configuration:
     everything mouseguard learnt about them.
 
@@ -242,10 +242,12 @@ def forget(args) -> int:
                                   "menu, Quit), then forget; nothing was erased") from None
     model = paths.user_model_dir(user)
     staging, backups = leftovers(model)
+    from agent.enrolment_blocks import blocks_path
     from agent.template import store_path
 
     candidates = [model, *staging, *backups, paths.user_recordings_dir(user), enrolled.record_path(user),
                   enrolled.seen_path(enrolled.record_path(user)),
+                  blocks_path(user),  # what enrolment kept instead of the recordings
                   store_path(user)]  # the blocks kept for a template update
     if config.cohort.dir:
         candidates.append(member_path(config.cohort.dir, user))
@@ -272,8 +274,9 @@ def forget(args) -> int:
         else:  # a file, or a link planted under a name: the link goes, never its target
             p.unlink()
         print(f"erased {p}")
-    root = paths.recordings_dir()
-    if not (root.is_dir() and any(root.glob("*/*.csv*"))):  # the key is the account's, not one user's
+    # The key is the account's, not one user's: it goes with the last sealed file it opens.
+    sealed_left = [*paths.recordings_dir().glob("*/*.csv*"), *blocks_path(user).parent.glob("*.npz")]
+    if not sealed_left:
         from agent.sealing import forget_key
 
         print(forget_key())

@@ -77,6 +77,7 @@ class EnrolmentConfig:
     minutes: float = 30.0
     false_locks_per_8h: float = 1.0
     auto: bool = True
+    keep_recordings: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,12 @@ _KEYS: tuple[_Key, ...] = (
         "enrols itself. With false it only reports \"not enrolled\".",
     ),
     _Key(
+        "enrolment", "keep_recordings", bool, "true or false",
+        "After a successful enrolment its recordings are deleted: whoever copies one can\n"
+        "replay your movement. The enrolment blocks a refit needs are kept instead (no\n"
+        "screen positions). true keeps the recordings too (enroll --keep-recordings).",
+    ),
+    _Key(
         "cohort", "dir", str, 'an absolute folder path, or "" (off)',
         "A folder shared by the accounts of this workstation (README, 'Shared workstation:\n"
         "a local cohort'). Enrolment trains against the movement the others published there\n"
@@ -275,7 +282,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key(
         "cohort", "refit", bool, "true or false",
         "When someone joins or leaves the cohort folder, the running agent re-enrols you\n"
-        "in the background, at low priority, from your kept recordings (needs [train]).",
+        "in the background, at low priority, from your enrolment blocks (needs [train]).",
     ),
     _Key(
         "template", "enabled", bool, "true or false",

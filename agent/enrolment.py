@@ -1,9 +1,15 @@
 """``mouseguard enroll``: record (or take recordings), then train the person's model.
 
-Training needs the ``[train]`` extra; recording does not. Recordings are kept under the
-user's recordings folder, so a later re-enrolment learns from everything recorded so far.
-The model directory is replaced atomically: the previous model protects until the new one
-is complete, and an interrupted enrolment leaves it untouched.
+Training needs the ``[train]`` extra; recording does not. The model directory is replaced
+atomically: the previous model protects until the new one is complete, and an interrupted
+enrolment leaves it untouched.
+
+A recording is a replay kit (docs/threat-model.md), so once the new model is in place the
+recordings it was made from are deleted from mouseguard's recordings folder, unless the user
+keeps them (``--keep-recordings``, ``enrolment.keep_recordings``); what a cohort refit or a
+template update retrains on is kept instead as the enrolment blocks (agent/enrolment_blocks.py).
+Files given with ``--from`` from anywhere else are the user's own and are never deleted. A
+failed or interrupted enrolment deletes nothing.
 
 With ``cohort.dir`` set (a shared workstation, see agent/cohort.py) the model is also trained
 against the blocks the machine's other accounts published there, and after a successful
@@ -25,6 +31,10 @@ from agent.blocks import BlockSpec
 from agent.errors import MouseguardError
 from agent.model_dir import load_model_dir
 from agent.recordings import read_recording
+
+
+def _warn(message: str) -> None:
+    print(f"mouseguard: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _progress_line(target_minutes: float):
@@ -58,6 +68,104 @@ def read_recordings(files: list) -> list:
         seen[digest] = f
         recordings.append(events)
     return recordings
+
+
+def read_sources(files: list, user: str):
+    """What ``enroll --from`` / a refit was given: the events of recordings, or (one file alone)
+    the enrolment blocks kept at an earlier enrolment of ``user``'s."""
+    from agent.enrolment_blocks import is_blocks_file, read_blocks
+
+    kept = [f for f in files if is_blocks_file(f)]
+    if not kept:
+        return read_recordings(files)
+    if len(files) > 1:
+        raise MouseguardError(f"{kept[0]} holds the blocks of an enrolment: give it alone, not with other files")
+    owner = read_blocks(kept[0])
+    if owner.user != user:
+        raise MouseguardError(f"{kept[0]} holds the enrolment blocks of {owner.user!r}, not of {user!r}")
+    return owner
+
+
+def cut_owner(sources, user: str):
+    """``sources`` (:func:`read_sources`) as EnrolmentBlocks cut with the shipped encoder's
+    spec, as enrolment trains on them. Needs torch: call after :func:`require_training`."""
+    import models
+    from training.errors import FitError
+    from training.families.cnn.encoder import load_encoder
+    from training.families.cnn.train import FitConfig
+    from training.user_model.owner import as_enrolment
+
+    spec = load_encoder(models.ENCODER)[1]
+    try:
+        owner = as_enrolment(sources, spec, FitConfig().tilings)
+    except FitError as exc:
+        raise MouseguardError(f"{exc}; nothing was changed") from None
+    return dataclasses.replace(owner, user=user)
+
+
+def _inside(path, folder: Path) -> bool:
+    """Whether ``path`` (its target, for a link) lies in ``folder``."""
+    try:
+        Path(path).resolve().relative_to(folder.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def settle_recordings(user: str, owner, files: list, keep: bool, warn=_warn) -> list[str]:
+    """After a successful enrolment (the model is in place): keep ``owner``'s enrolment blocks,
+    then delete the ``files`` that lie in mouseguard's recordings folder unless ``keep``.
+    Returns the summary lines saying what was kept and what deleted.
+
+    Deleting is unlinking: on an SSD (wear levelling, TRIM) overwriting a file in place does not
+    reach the cells that held it, so an overwrite would only pretend to be more. Files given
+    from elsewhere are the user's and stay. When the blocks cannot be written, every recording
+    stays: a later refit needs one or the other.
+    """
+    import os
+
+    from agent.enrolment_blocks import blocks_path, is_blocks_file, write_blocks
+    from agent.paths import recordings_dir
+    from agent.sealing import key_for_writing
+
+    path = blocks_path(user)
+    if any(is_blocks_file(f) for f in files):
+        if Path(files[0]).resolve() != path.resolve():  # blocks from elsewhere: the new model's data now
+            try:
+                write_blocks(path, owner, key_for_writing())
+            except OSError as exc:
+                warn(f"the enrolment blocks were not written to {path}: {exc.strerror or exc}")
+                return []
+        return [f"re-enrolled from the enrolment blocks in {files[0]}: no recording was read or deleted"]
+    try:
+        write_blocks(path, owner, key_for_writing())
+    except OSError as exc:
+        warn(f"the enrolment blocks were not written to {path} ({exc.strerror or exc}); every recording is kept")
+        return []
+    lines = [f"enrolment blocks: {len(owner.blocks)} blocks (velocities, time steps, buttons held: no screen "
+             f"positions) in {path}, what a cohort refit or a model update retrains on ('mouseguard forget' "
+             "erases them)"]
+    folder = recordings_dir()
+    ours = [str(f) for f in files if _inside(f, folder)]
+    theirs = [str(f) for f in files if str(f) not in ours]
+    if ours and keep:
+        lines.append(f"recordings: {len(ours)} kept in {folder}, as asked (--keep-recordings or "
+                     "enrolment.keep_recordings); whoever copies them can replay your movement")
+    elif ours:
+        deleted = []
+        for f in ours:
+            try:
+                os.unlink(f)
+                deleted.append(f)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                warn(f"recording {f} was not deleted: {exc.strerror or exc}")
+        lines.append(f"recordings: {len(deleted)} deleted from {folder} (a copy could replay your movement; "
+                     "--keep-recordings or enrolment.keep_recordings keeps them)")
+    if theirs:
+        lines.append(f"recordings: the {len(theirs)} given from outside {folder} are yours and stay where they are")
+    return lines
 
 
 #: PyTorch's own index of CPU-only wheels (PyPI's Linux torch brings gigabytes of CUDA).
@@ -128,10 +236,6 @@ def training_log(stream=None):
     return log
 
 
-def _warn(message: str) -> None:
-    print(f"mouseguard: warning: {message}", file=sys.stderr, flush=True)
-
-
 @dataclasses.dataclass(frozen=True)
 class CohortPlan:
     """The local cohort of one enrolment: the folder, the encoder's block spec, the enrolling
@@ -143,22 +247,19 @@ class CohortPlan:
     members: dict[str, np.ndarray]
 
 
-def plan_cohort(folder: str, user: str, recordings: list, warn=_warn) -> CohortPlan | None:
-    """Read the other members of ``folder`` for ``user``'s enrolment; None (after one warning
-    line) when the folder cannot be used — enrolment then goes on without a cohort. Needs
-    torch (the encoder's spec): call after :func:`require_training`."""
-    import models
+def plan_cohort(folder: str, user: str, owner, warn=_warn) -> CohortPlan | None:
+    """Read the other members of ``folder`` for ``user``'s enrolment from ``owner`` (their
+    EnrolmentBlocks, :func:`cut_owner`); None (after one warning line) when the folder cannot
+    be used — enrolment then goes on without a cohort."""
     from agent import cohort
-    from training.enrol import cohort_blocks
-    from training.families.cnn.encoder import load_encoder
 
     try:
         path = cohort.check_folder(folder)
     except cohort.CohortError as exc:
         warn(f"{exc}; enrolling without the cohort")
         return None
-    spec = load_encoder(models.ENCODER)[1]
-    own = cohort_blocks(recordings, spec)
+    spec = owner.spec  # the encoder's: cut_owner cut them with it
+    own = owner.blocks
     try:
         members = cohort.read_members(path, user, spec, own_blocks=own, warn=warn)
     except OSError as exc:
@@ -167,16 +268,17 @@ def plan_cohort(folder: str, user: str, recordings: list, warn=_warn) -> CohortP
     return CohortPlan(path, spec, own, members)
 
 
-def publish_own(plan: CohortPlan, user: str, recordings: list, warn=_warn) -> str:
+def publish_own(plan: CohortPlan, user: str, warn=_warn) -> str:
     """Publish ``user``'s blocks, cut with the new model's spec, into the cohort folder; the
     line to print (or "" after a warning)."""
     from agent import cohort
     from agent.paths import user_model_dir
-    from training.enrol import cohort_blocks
 
     try:
         spec = load_model_dir(user_model_dir(user)).spec
-        blocks = plan.own if spec == plan.spec else cohort_blocks(recordings, spec)
+        if spec != plan.spec:  # (enrolment cuts with the encoder's spec: not expected)
+            raise MouseguardError("the new model was cut with another block spec than your blocks")
+        blocks = plan.own
         written = cohort.publish(plan.folder, user, blocks, spec)
     except (MouseguardError, OSError, ValueError) as exc:
         warn(f"cohort: your blocks were not published in {plan.folder}: {exc}")
@@ -198,10 +300,10 @@ def describe_cohort(plan: CohortPlan) -> str:
             f"({names}; {blocks} blocks)")
 
 
-def train_from(recordings: list, files: list, user: str, config, epochs: int = 16,
+def train_from(recordings, files: list, user: str, config, epochs: int = 16,
                cohort: dict | None = None) -> dict:
-    """Enrol ``user`` from the events of ``recordings`` (read from ``files``), against the
-    ``cohort`` members' blocks if given; returns the enrolment summary."""
+    """Enrol ``user`` from ``recordings`` (event arrays, or EnrolmentBlocks) read from ``files``,
+    against the ``cohort`` members' blocks if given; returns the enrolment summary."""
     require_training()
     from agent.paths import user_model_dir
     from training.enrol import enrol
@@ -224,7 +326,7 @@ def enroll_cmd(args) -> int:
     user_model_dir(user)  # a path instead of a name is refused before anything is read or recorded
     if args.from_files:
         files = list(args.from_files)
-        recordings = read_recordings(files)  # a bad file fails before anything is trained
+        recordings = read_sources(files, user)  # a bad file fails before anything is trained
     else:
         minutes = args.minutes or config.enrolment.minutes
         check_minutes(minutes, "--minutes" if args.minutes else f"enrolment.minutes in {config.source or 'the config'}",
@@ -250,9 +352,10 @@ def enroll_cmd(args) -> int:
     from training.enrol import describe  # torch is there: require_training() above
     from training.errors import FitError
 
-    plan = plan_cohort(config.cohort.dir, user, recordings) if config.cohort.dir else None
+    owner = cut_owner(recordings, user)
+    plan = plan_cohort(config.cohort.dir, user, owner) if config.cohort.dir else None
     try:
-        summary = train_from(recordings, files, user, config, epochs=args.epochs,
+        summary = train_from(owner, files, user, config, epochs=args.epochs,
                              cohort=plan.members if plan else None)
     except FitError as exc:
         raise MouseguardError(f"{exc}; nothing was changed") from None
@@ -264,7 +367,10 @@ def enroll_cmd(args) -> int:
     print(describe(summary))
     if plan is not None:
         print(describe_cohort(plan))
-        published = publish_own(plan, user, recordings)
+        published = publish_own(plan, user)
         if published:
             print(published)
+    keep = bool(getattr(args, "keep_recordings", False)) or config.enrolment.keep_recordings
+    for line in settle_recordings(user, owner, files, keep):
+        print(line)
     return 0

@@ -491,10 +491,12 @@ class Agent:
             self._say_once("the cohort folder has changed, but refitting the model needs PyTorch "
                            f"({train_install_hint()}); keeping the current model")
             return None
-        files = refit_sources(training, self.recordings_dir / self.user)
+        from agent.enrolment_blocks import blocks_path
+
+        files = refit_sources(training, self.recordings_dir / self.user, blocks_path(self.user))
         if not files:
-            self._say_once(f"the cohort folder has changed, but no recordings of {self.user} are kept to refit "
-                           "from; run 'mouseguard enroll' to train against the cohort")
+            self._say_once(f"the cohort folder has changed, but neither enrolment blocks nor recordings of "
+                           f"{self.user} are kept to refit from; run 'mouseguard enroll' to train against the cohort")
             return None
         log.info("the cohort has changed (other members now: %s); re-enrolling in the background",
                  ", ".join(sorted(present)) or "none")
@@ -844,13 +846,18 @@ def default_enrol_command(user: str, files: list[str]) -> list[str]:
     return [sys.executable, "-m", "agent", "enroll", "--user", user, "--from", *files]
 
 
-def refit_sources(training: dict, recordings: Path) -> list[str]:
-    """What a refit re-enrols from: the recordings the model was enrolled from when every one is
-    still there (``enroll --from`` files kept elsewhere), else the user's kept recordings."""
+def refit_sources(training: dict, recordings: Path, blocks: Path | None = None) -> list[str]:
+    """What a refit re-enrols from: the files the model was enrolled from when every one is
+    still there (``enroll --from`` files kept elsewhere, kept recordings, the enrolment blocks
+    of a refit), else the enrolment blocks file ``blocks`` the enrolment kept when it deleted
+    its recordings, else the recordings in ``recordings`` (a user enrolled before enrolments
+    deleted them: their first refit turns them into enrolment blocks)."""
     sources = training.get("sources")
     if (isinstance(sources, list) and sources
             and all(isinstance(s, str) and Path(s).is_absolute() and Path(s).is_file() for s in sources)):
         return list(sources)
+    if blocks is not None and blocks.is_file():
+        return [str(blocks)]
     return sorted(str(p) for p in recordings.glob("*.csv*"))
 
 

@@ -3,7 +3,8 @@
 A model frozen at enrolment turns drift (a new mouse, another monitor, an injury) into false
 locks. The agent keeps the blocks it scored as clearly the owner's and, after enough active
 time, a low-priority child process (``mouseguard update-model``; the agent never imports
-torch) refits the model on the enrolment recordings plus these blocks and swaps it in only
+torch) refits the model on the enrolment blocks (agent/enrolment_blocks.py; the recordings of a
+user enrolled before those were kept) plus these blocks and swaps it in only
 if its held-out check is no worse (:mod:`training.user_model.update` has the guards).
 
 What is kept, and why:
@@ -268,7 +269,8 @@ def update_model_cmd(args) -> int:
     Exit 0 updated, 1 refused (the reason printed), 2 error."""
     from agent import enrolled
     from agent.config import effective_user, load_config
-    from agent.enrolment import read_recordings, require_training
+    from agent.enrolment import cut_owner, read_sources, require_training
+    from agent.enrolment_blocks import blocks_path
     from agent.model_dir import load_model_dir
     from agent.paths import user_model_dir, user_recordings_dir
     from agent.runner import refit_sources
@@ -285,10 +287,10 @@ def update_model_cmd(args) -> int:
     if record is not None:
         enrolled.check_model(record, model_dir)  # never update (and then vouch for) a tampered model
     blocks, _ = read_store(Path(args.blocks) if args.blocks else store_path(user), model.spec)
-    files = refit_sources(model.manifest.get("training") or {}, user_recordings_dir(user))
+    files = refit_sources(model.manifest.get("training") or {}, user_recordings_dir(user), blocks_path(user))
     if not files:
-        raise MouseguardError(f"no enrolment recordings of {user} are kept to update the model from")
-    recordings = read_recordings(files)
+        raise MouseguardError(f"neither enrolment blocks nor recordings of {user} are kept to update the model from")
+    owner = cut_owner(read_sources(files, user), user)
     from training.errors import FitError
     from training.families.cnn.train import FitConfig
     from agent.enrolment import training_log
@@ -296,9 +298,9 @@ def update_model_cmd(args) -> int:
 
     from agent.enrolment import plan_cohort
 
-    plan = plan_cohort(config.cohort.dir, user, recordings) if config.cohort.dir else None
+    plan = plan_cohort(config.cohort.dir, user, owner) if config.cohort.dir else None
     try:
-        report = update(model_dir, recordings, blocks, cfg=FitConfig(epochs=args.epochs),
+        report = update(model_dir, owner, blocks, cfg=FitConfig(epochs=args.epochs),
                         false_locks_per_8h=config.enrolment.false_locks_per_8h, log=training_log(),
                         cohort=plan.members if plan else None)
     except FitError as exc:

@@ -36,8 +36,8 @@ def test_first_run_writes_commented_private_defaults(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines()
     keys = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "["))]
     # 14 + pause_allowed and [forwarding] x6 (issue 22), unjudged_minutes (19), the pause caps and trial (20),
-    # [template] x4 (issue 22, the template update), agent.injected_input (19)
-    assert len(keys) == 30
+    # [template] x4 (issue 22, the template update), agent.injected_input and enrolment.keep_recordings (19)
+    assert len(keys) == 31
     for i in keys:
         assert lines[i - 1].startswith("# "), f"no comment above {lines[i]!r}"
     for section in ("[agent]", "[decision]", "[enrolment]", "[logging]"):

@@ -104,6 +104,9 @@ def home(tmp_path):
     make_model(models / "alice.bob", "alice.bob")
     (rec / "alice").mkdir(parents=True)
     (rec / "alice" / "20261206-101010.csv.gz").write_bytes(b"movement")
+    (home / "data" / "enrolment-blocks").mkdir()  # what enrolment keeps instead of the recordings
+    (home / "data" / "enrolment-blocks" / "alice.npz").write_bytes(b"blocks")
+    (home / "data" / "enrolment-blocks" / "alice.bob.npz").write_bytes(b"blocks")
     enrolled.write_record(home / "state" / "enrolled" / "alice.json", "alice", models / "alice")
     (home / "logs").mkdir()
     for name in ("mouseguard.log", "mouseguard.log.1"):
@@ -121,6 +124,7 @@ def test_forget_erases_everything_it_made(home):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (home / "data" / "models").iterdir()) == ["alice.bob"]
     assert not (home / "data" / "recordings" / "alice").exists()
+    assert [p.name for p in (home / "data" / "enrolment-blocks").iterdir()] == ["alice.bob.npz"]
     assert not (home / "state" / "enrolled" / "alice.json").exists()
     assert not list((home / "logs").iterdir()) and not (home / "state" / "status.json").exists()
     assert (home / "config" / "config.toml").exists()  # only when asked

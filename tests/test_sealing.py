@@ -97,3 +97,27 @@ def test_recording_into_mouseguards_folder_is_sealed(keyring_env, tmp_path, xser
     events = record(path, wall_minutes=0.5, stop_event=stop, key=sealing.key_for_writing())
     assert len(events) > 40 and path.read_bytes().startswith(sealing.MAGIC)
     assert len(read_recording(path)) == len(events)
+
+
+def test_enrolment_blocks_are_sealed_too_and_the_key_stays_while_another_users_remain(keyring_env, tmp_path):
+    """The blocks kept instead of recordings integrate back into movement: sealed like them. The
+    key is the account's, so forgetting one user must not make another's blocks unreadable."""
+    from agent.enrolment_blocks import blocks_path, read_blocks, write_blocks
+    from tests.test_cohort import SPEC
+    from training.user_model.owner import cut_enrolment
+
+    env = {**os.environ, "MOUSEGUARD_HOME": str(tmp_path / "mg")}
+    paths = {user: blocks_path(user, env) for user in ("alice", "bob")}
+    for user, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_blocks(path, cut_enrolment([synth_events(user, seconds=60, seed=4)], SPEC, 1, user=user),
+                     sealing.recordings_key())
+        assert path.read_bytes().startswith(sealing.MAGIC)
+    assert read_blocks(paths["bob"]).user == "bob"
+    proc = subprocess.run([sys.executable, "-m", "agent", "forget", "--user", "alice", "--yes"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and not paths["alice"].exists() and "recordings key" not in proc.stdout
+    assert read_blocks(paths["bob"]).user == "bob"  # the key is still there for bob's
+    proc = subprocess.run([sys.executable, "-m", "agent", "forget", "--user", "bob", "--yes"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert "deleted the recordings key from the OS keyring" in proc.stdout

@@ -20,7 +20,8 @@ from training.families.cnn.encoder import load_encoder
 from training.user_model.fit import export_user_model, fit_cnn
 from training.user_model.split import MIN_BLOCKS
 from training.data.pool import load_pool
-from training.data.recast import invertible, owner_set_up, recast_runs
+from training.data.recast import invertible, recast_runs
+from training.user_model.owner import as_enrolment, set_up_of
 
 POOL_HELDOUT_EVERY = 5
 
@@ -38,7 +39,8 @@ def _shown(path) -> str:
 def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None, pool_path=None,
           cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0, sources=(), exclude_pool_users=(),
           cohort: dict[str, np.ndarray] | None = None, log=None, min_blocks: int = MIN_BLOCKS) -> dict:
-    """Train, calibrate and export ``user``'s model from ``recordings`` (event arrays).
+    """Train, calibrate and export ``user``'s model from ``recordings``: event arrays, or the
+    enrolment blocks kept from an earlier enrolment's (:mod:`training.user_model.owner`).
 
     ``exclude_pool_users``: pool users to leave out besides the enrolling person's own (the
     demo keeps its impostor out, so the demo shows an impostor the model has never seen).
@@ -49,6 +51,7 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
     encoder_dir = encoder_dir or models.ENCODER
     pool_path = pool_path or models.BACKGROUND_POOL
     encoder_state, spec, encoder_info = load_encoder(encoder_dir)
+    recordings = as_enrolment(recordings, spec, cfg.tilings)
     train, held, own, set_up = pool_impostors(recordings, spec, pool_path, cfg, exclude_pool_users, log)
     cohort = {name: blocks for name, blocks in (cohort or {}).items() if len(blocks)}
     if any(blocks.shape[1:] != (spec.channels, spec.size) for blocks in cohort.values()):
@@ -71,18 +74,20 @@ def enrol(recordings: list[np.ndarray], user: str, out_dir, *, encoder_dir=None,
 
 
 def pool_impostors(recordings, spec: BlockSpec, pool_path, cfg: FitConfig, exclude_pool_users=(), log=None):
-    """The background pool's impostor runs for ``recordings``' owner: ``(train, held, own, set_up)``
-    — pool users the owner's recordings share are left out (``own``), every
+    """The background pool's impostor runs for ``recordings``' owner (event arrays or their
+    enrolment blocks): ``(train, held, own, set_up)`` — pool users the owner's recordings share
+    are left out (``own``, by the fingerprints cut with them), every
     :data:`POOL_HELDOUT_EVERY`-th user is held out whole, and both sides are also re-cast to the
     owner's event rate (``set_up``, or None). Enrolment and a template update use the same."""
-    pool, own = load_pool(pool_path, spec).without_owners_of(recordings)
+    owner = as_enrolment(recordings, spec, cfg.tilings)
+    pool, own = load_pool(pool_path, spec).without_fingerprints(owner.fingerprints)
     excluded = set(exclude_pool_users)
     keep = [i for i, u in enumerate(pool.users) if u not in excluded]
     held = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY == 0]
     train = [pool.runs[i] for k, i in enumerate(keep) if k % POOL_HELDOUT_EVERY != 0]
     # The pool as shipped and again re-cast to the owner's event rate (training.data.recast):
     # the first tells other machines, the second the hand at the owner's own.
-    set_up = owner_set_up(recordings) if cfg.recast_pool and invertible(spec) else None
+    set_up = set_up_of(owner) if cfg.recast_pool and invertible(spec) else None
     if set_up is not None:
         train = train + recast_runs(train, spec, set_up)
         # a held-out person stays one run (as shipped, then re-cast): the summary counts people

@@ -86,6 +86,11 @@ class Pool:
     def without_owners_of(self, recordings: list[np.ndarray]) -> tuple["Pool", list[str]]:
         """The pool minus every user whose recordings ``recordings`` share; and who was dropped."""
         mine = np.unique(np.concatenate([fingerprints(e) for e in recordings])) if recordings else np.empty(0)
+        return self.without_fingerprints(mine)
+
+    def without_fingerprints(self, mine: np.ndarray) -> tuple["Pool", list[str]]:
+        """The pool minus every user sharing :data:`SAME_PERSON_MATCHES` of the sorted unique
+        fingerprints ``mine`` (kept with the enrolment blocks when the recordings are gone)."""
         same = [len(np.intersect1d(fp, mine, assume_unique=True)) >= SAME_PERSON_MATCHES for fp in self.fingerprints]
         keep = [i for i, s in enumerate(same) if not s]
         return (Pool([self.users[i] for i in keep], [self.runs[i] for i in keep], [self.fingerprints[i] for i in keep]),

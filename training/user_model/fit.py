@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from agent.blocks import BlockSpec, cut_blocks
+from agent.blocks import BlockSpec
 from agent.model_dir import Decision, write_model_dir
 from agent.recorder import active_seconds
 from agent.segment_features import SegmentSpec, extract_segments
@@ -26,7 +26,8 @@ from training.families.cnn.train import FitConfig, balanced_negatives
 from training.families.features.mlp import FeaturesModel, MLPConfig
 from training.families.patterns.model import PatternsConfig, PatternsModel
 from training.user_model.calibrate import COMMON_THRESHOLD, WINDOWS, calibrate, platt
-from training.user_model.split import (HOLDOUT, MIN_BLOCKS, MIN_HELDOUT_ROWS, PATTERN_WINDOWS, extra_tilings,
+from training.user_model.owner import as_enrolment
+from training.user_model.split import (HOLDOUT, MIN_BLOCKS, MIN_HELDOUT_ROWS, PATTERN_WINDOWS,
                                        split_at, split_events, split_runs, training_heads)
 
 #: The share of a fit's negatives taken from a local cohort, where it has that many blocks.
@@ -72,9 +73,10 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
             min_blocks: int = MIN_BLOCKS, kept_blocks=None) -> FittedUser:
     """Cut, split, fit on the training part, Platt-calibrate the logits on the held-out part.
 
-    ``genuine_recordings``: the user's event arrays, in time order; the training part of each
-    is cut ``cfg.tilings`` ways (:func:`extra_tilings`), the held-out part once, as the agent
-    cuts. ``impostor_runs``: other users' blocks, each run's tail held out (:func:`split_runs`), unless
+    ``genuine_recordings``: the user's event arrays, in time order, or their enrolment blocks
+    kept instead (:mod:`training.user_model.owner`); the training part of each is cut
+    ``cfg.tilings`` ways (:func:`extra_tilings`), the held-out part once, as the agent cuts.
+    ``impostor_runs``: other users' blocks, each run's tail held out (:func:`split_runs`), unless
     ``impostor_heldout_runs`` gives separate impostors (whole users never seen in training) for
     the held-out side. ``local_runs``: blocks of other people at the owner's own machine (a
     cohort): each run's tail is held out too, and they make up :data:`LOCAL_SHARE` of the
@@ -84,10 +86,10 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
     the enrolment's, the second is one more held-out genuine run, so the decision is also
     calibrated on the owner's recent movement.
     """
-    cut = [cut_blocks(events, spec) for events in genuine_recordings]
-    runs = [blocks for blocks, _ in cut]
+    owner = as_enrolment(genuine_recordings, spec, cfg.tilings, pool_keys=False)
+    runs = list(owner.runs)
     have = sum(map(len, runs))
-    spb = sum(active_seconds(events["t"], spec.gap) for events in genuine_recordings) / max(have, 1)
+    spb = sum(owner.active_seconds) / max(have, 1)
     if log:
         log(f"{user}: {have} blocks from {len(runs)} recording(s), {spb:.1f} s of movement per block")
     if have < min_blocks:
@@ -96,8 +98,7 @@ def fit_cnn(genuine_recordings, impostor_runs, spec: BlockSpec, *, user: str, mo
         raise FitError(f"too little data of {user}: {have} blocks, at least {min_blocks} are needed ({more})")
     heads = training_heads([len(r) for r in runs])
     genuine_train, genuine_held = split_at(runs, heads)
-    extra = [extra_tilings(events, spec, cfg.tilings, until=ends[c - 1])
-             for events, (_, ends), c in zip(genuine_recordings, cut, heads) if c and cfg.tilings > 1]
+    extra = [owner.extra_until(r, until=owner.ends[r][c - 1]) for r, c in enumerate(heads) if c and cfg.tilings > 1]
     if extra:
         extra = np.concatenate(extra)
         room = max(cfg.max_genuine_blocks - sum(map(len, genuine_train)), 0)

@@ -9,8 +9,9 @@ themselves:
 
 * the new blocks are at most :attr:`Guard.max_share` of the genuine training blocks (the
   newest are kept when there are more), so the enrolment data always outweighs them;
-* the enrolment recordings are always trained on and their held-out part always checked
-  (the anchor): the candidate must not score the owner's enrolment hold-out lower;
+* the enrolment data (its kept blocks, or its recordings) is always trained on and its held-out
+  part always checked (the anchor): the candidate must not score the owner's enrolment hold-out
+  lower;
 * a slice of the new blocks (the last ``HOLDOUT`` of them, in time) is held out too, and the
   candidate must accept it about as well as the current model. It is not calibrated on: the
   agent kept those blocks because they scored high, so they cannot say how low the owner's
@@ -47,7 +48,6 @@ from pathlib import Path
 import numpy as np
 
 import models
-from agent.blocks import cut_blocks
 from agent.decision import simulate_locks
 from agent.model_dir import load_model_dir
 from agent.scorer import Scorer
@@ -58,6 +58,7 @@ from training.families.cnn.encoder import load_encoder
 from training.families.cnn.train import FitConfig
 from training.user_model.calibrate import WINDOWS, calibrate, rate_below, rolling_means
 from training.user_model.fit import export_user_model, fit_cnn
+from training.user_model.owner import as_enrolment
 from training.user_model.split import HOLDOUT, split_at, training_heads
 
 #: The most update records a manifest keeps (the newest).
@@ -185,7 +186,8 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
            guard: Guard = Guard(), cfg: FitConfig = FitConfig(), false_locks_per_8h: float = 1.0,
            encoder_dir=None, pool_path=None, cohort: dict[str, np.ndarray] | None = None, log=None,
            exclude_pool_users=()) -> dict:
-    """Refit the model in ``model_dir`` on ``recordings`` (its enrolment's events) plus
+    """Refit the model in ``model_dir`` on ``recordings`` (its enrolment's events, or the
+    enrolment blocks kept instead, :mod:`training.user_model.owner`) plus
     ``new_blocks`` (kept by the agent, oldest first); write it to ``out_dir`` (default: over
     ``model_dir``, atomically) only if the guard accepts it. Returns the report: ``accepted``,
     ``reason`` (why refused), the blocks offered / trained / held out, and ``before`` /
@@ -220,7 +222,8 @@ def update(model_dir, recordings: list[np.ndarray], new_blocks: np.ndarray, out_
                     "reason": f"{unclear} of the {offered} kept blocks do not score as clearly yours with the "
                               "current model (someone else's movement, or a planted file)",
                     "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    runs = [cut_blocks(events, spec)[0] for events in recordings]
+    recordings = as_enrolment(recordings, spec, cfg.tilings)  # cut once, for the split here and the fit
+    runs = list(recordings.runs)
     heads = training_heads([len(r) for r in runs])
     enrol_train, anchor_held = split_at(runs, heads)
     new_train, new_held = split_new(new_blocks, sum(map(len, enrol_train)), guard)
