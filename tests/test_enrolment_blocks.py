@@ -114,6 +114,17 @@ def test_no_blocks_written_means_no_recording_deleted(mouseguard_home, kept_reco
     assert "every recording is kept" in capsys.readouterr().err
 
 
+def counting_enrol_command():
+    """The agent's own enrol command at one epoch, and the file lists it is given."""
+    commands = []
+
+    def enrol_command(user, files):
+        commands.append(files)
+        return default_enrol_command(user, files) + ["--epochs", "1"]
+
+    return commands, enrol_command
+
+
 def test_the_cohort_refit_retrains_from_the_blocks_when_the_recordings_are_gone(mouseguard_home, kept_recordings,
                                                                               tmp_path, caplog, capsys):
     shared = tmp_path / "cohort"
@@ -122,12 +133,7 @@ def test_the_cohort_refit_retrains_from_the_blocks_when_the_recordings_are_gone(
     assert enroll(*kept_recordings) == 0
     assert not any(f.exists() for f in kept_recordings)
     published = (shared / "alice.npz").read_bytes()
-    commands = []
-
-    def enrol_command(user, files):
-        commands.append(files)
-        return default_enrol_command(user, files) + ["--epochs", "1"]
-
+    commands, enrol_command = counting_enrol_command()
     caplog.set_level(logging.INFO, logger="mouseguard.agent")
     agent = protecting_agent(mouseguard_home, enrol_command=enrol_command)
     try:
@@ -155,12 +161,7 @@ def test_a_user_enrolled_before_with_recordings_only_still_refits(mouseguard_hom
     assert enroll(*kept_recordings) == 0
     blocks_path("alice").unlink()  # as before enrolment kept blocks: the recordings are all there is
     write_config(mouseguard_home, shared)  # keep_recordings back to its default
-    commands = []
-
-    def enrol_command(user, files):
-        commands.append(files)
-        return default_enrol_command(user, files) + ["--epochs", "1"]
-
+    commands, enrol_command = counting_enrol_command()
     caplog.set_level(logging.INFO, logger="mouseguard.agent")
     agent = protecting_agent(mouseguard_home, enrol_command=enrol_command)
     try:
