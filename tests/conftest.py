@@ -93,6 +93,8 @@ def secret_service(tmp_path_factory):
     import os
     import shutil
     import subprocess
+    import sys
+    import time
 
     for tool, package in (("dbus-daemon", "dbus-daemon"), ("gnome-keyring-daemon", "gnome-keyring")):
         if shutil.which(tool) is None:
@@ -102,13 +104,22 @@ def secret_service(tmp_path_factory):
     runtime.mkdir(mode=0o700)
     env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}
     bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"], env=env,
-                           stdout=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     address = bus.stdout.readline().strip()
     env["DBUS_SESSION_BUS_ADDRESS"] = address
     daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
                               env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     daemon.stdin.write(b"test-password")  # the login keyring's password: it is created unlocked
     daemon.stdin.close()
+    # keyring settles on a backend at its first call: ask only once the service is on the bus
+    probe = [sys.executable, "-c", "import keyring; keyring.get_password('mouseguard-test', 'probe')"]
+    deadline = time.monotonic() + 20
+    while subprocess.run(probe, env=env, capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or daemon.poll() is not None:
+            daemon.kill()
+            bus.kill()
+            pytest.fail("the test Secret Service (gnome-keyring-daemon) did not come up within 20 s", pytrace=False)
+        time.sleep(0.2)
     try:
         yield {"DBUS_SESSION_BUS_ADDRESS": address}
     finally:
