@@ -16,6 +16,7 @@ desktop keyring), recordings are written in the clear, and that is said once in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from agent.errors import MouseguardError
@@ -28,6 +29,10 @@ SERVICE = "mouseguard"
 KEY_NAME = "recordings-key"
 
 _warned = False
+#: Whether the last call found a keyring. keyring picks its backend once per process and keeps
+#: "none" for good, so an agent started before the desktop's keyring came up on the session bus
+#: would never seal: after a miss the next call looks again.
+_found = False
 
 
 class SealingUnavailable(MouseguardError, RuntimeError):
@@ -37,10 +42,13 @@ class SealingUnavailable(MouseguardError, RuntimeError):
 def recordings_key(create: bool = True) -> bytes:
     """The recordings key from the OS keyring, made and stored there on first use when
     ``create``; raise :class:`SealingUnavailable` where no keyring answers or holds none."""
+    global _found
     try:
         import keyring
         from cryptography.fernet import Fernet
 
+        if not _found:
+            _look_again(keyring)
         stored = keyring.get_password(SERVICE, KEY_NAME)
         if stored is None and create:
             stored = Fernet.generate_key().decode("ascii")
@@ -49,7 +57,9 @@ def recordings_key(create: bool = True) -> bytes:
     except ImportError as exc:
         raise SealingUnavailable(f"the keyring or cryptography package is missing ({exc.name})") from None
     except Exception as exc:  # keyring.errors.*, DBus and Secret Service errors, a locked keyring
+        _found = False
         raise SealingUnavailable(f"the OS keyring did not answer ({_one_line(exc)})") from None
+    _found = True
     if stored is None:
         raise SealingUnavailable("the OS keyring holds no mouseguard recordings key (erased by `forget`?)")
     return stored.encode("ascii")
@@ -108,6 +118,17 @@ def forget_key() -> str:
     except Exception as exc:  # no keyring answers: then none holds a key of ours here either
         return f"no OS keyring answered, so no recordings key was deleted ({_one_line(exc)})"
     return "deleted the recordings key from the OS keyring (sealed copies anywhere are unreadable now)"
+
+
+def _look_again(keyring) -> None:
+    """Have keyring choose its backend afresh (its list of usable ones is computed once)."""
+    import keyring.backend
+
+    reset = getattr(keyring.backend.get_all_keyring, "reset", None)  # jaraco.functools.once
+    if reset is not None:
+        with contextlib.suppress(KeyError):  # (nothing chosen yet)
+            reset()
+    keyring.core.init_backend()
 
 
 def _backend_name() -> str:

@@ -131,9 +131,9 @@ def secret_service(tmp_path_factory):
 @pytest.fixture
 def keyring_env(secret_service, monkeypatch):
     """This test's process (and its children) use the test Secret Service."""
-    import keyring.core
+    from agent import sealing
 
     for name, value in secret_service.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(keyring.core, "_keyring_backend", None)  # picked once per process: afresh
+    monkeypatch.setattr(sealing, "_found", False)  # keyring chooses its backend afresh
     return secret_service

@@ -21,11 +21,9 @@ from tests.synth import synth_events
 @pytest.fixture
 def no_keyring(monkeypatch, tmp_path):
     """A session with no keyring to ask: no session bus."""
-    import keyring.core
-
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
     monkeypatch.setattr(sealing, "_warned", False)
-    monkeypatch.setattr(keyring.core, "_keyring_backend", None)  # chosen afresh at the next use
+    monkeypatch.setattr(sealing, "_found", False)
 
 
 def test_a_sealed_recording_reads_back_and_holds_nothing_in_the_clear(keyring_env, tmp_path):
@@ -121,3 +119,11 @@ def test_enrolment_blocks_are_sealed_too_and_the_key_stays_while_another_users_r
     proc = subprocess.run([sys.executable, "-m", "agent", "forget", "--user", "bob", "--yes"], capture_output=True,
                           text=True, env=env, timeout=60)
     assert "deleted the recordings key from the OS keyring" in proc.stdout
+
+
+def test_a_keyring_that_comes_up_later_is_found(no_keyring, secret_service, monkeypatch):
+    """An agent started before the desktop's keyring is on the bus: keyring alone would keep its
+    first "no backend" for the life of the process and never seal."""
+    assert sealing.key_for_writing() is None
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", secret_service["DBUS_SESSION_BUS_ADDRESS"])
+    assert sealing.key_for_writing() == sealing.recordings_key()
