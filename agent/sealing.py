@@ -58,7 +58,9 @@ def recordings_key(create: bool = True) -> bytes:
         raise SealingUnavailable(f"the keyring or cryptography package is missing ({exc.name})") from None
     except Exception as exc:  # keyring.errors.*, DBus and Secret Service errors, a locked keyring
         _found = False
-        raise SealingUnavailable(f"the OS keyring did not answer ({_one_line(exc)})") from None
+        why = ("none in this session: no Secret Service on the session bus, no Keychain, no Credential Manager"
+               if type(exc).__name__ == "NoKeyringError" else _one_line(exc))  # (keyring's own is a paragraph)
+        raise SealingUnavailable(f"the OS keyring did not answer ({why})") from None
     _found = True
     if stored is None:
         raise SealingUnavailable("the OS keyring holds no mouseguard recordings key (erased by `forget`?)")
