@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Callable, Mapping
 
-from agent.errors import MouseguardError
+from agent.errors import MouseguardError, one_line
 from agent.events import DOWN, DRAG, LEFT, MIDDLE, MOVE, NO_BUTTON, OTHER, PRESSED, RELEASED, RIGHT, SCROLL, UP
 from agent.ringbuffer import RingBuffer
 
@@ -89,7 +89,7 @@ class MouseHook:
         try:
             from pynput import mouse
         except ImportError as exc:  # pynput connects to the X server at import time
-            raise CaptureUnavailable(f"cannot open the mouse hook: {_one_line(exc)}") from None
+            raise CaptureUnavailable(f"cannot open the mouse hook: {one_line(exc)}") from None
         self._codes = {mouse.Button.left: LEFT, mouse.Button.right: RIGHT, mouse.Button.middle: MIDDLE}
         self._listener = _listener_class(mouse.Listener)(
             self, on_move=self.on_move, on_click=self.on_click, on_scroll=self.on_scroll
@@ -99,7 +99,7 @@ class MouseHook:
             self.stop(timeout=0.1)
             raise CaptureUnavailable(f"the mouse hook did not start within {ready_timeout:g} s")
         if self._error is not None:
-            raise CaptureUnavailable(f"cannot open the mouse hook: {_one_line(self._error)}")
+            raise CaptureUnavailable(f"cannot open the mouse hook: {one_line(self._error)}")
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop listening. On X11 the listener thread ends only at the next input event, so
@@ -259,11 +259,8 @@ def _stop_quietly(hook, timeout: float = 0.1) -> None:
     try:
         hook.stop(timeout=timeout)
     except Exception as exc:
-        log.warning("stopping the mouse hook: %s", _one_line(exc))
+        log.warning("stopping the mouse hook: %s", one_line(exc))
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class HookSupervisor:
@@ -322,7 +319,7 @@ class HookSupervisor:
             hook = self.hook
             if hook is None or not hook.alive:
                 if hook is not None:
-                    self._report(False, f"mouse hook died: {_one_line(hook.error or RuntimeError('stopped'))}")
+                    self._report(False, f"mouse hook died: {one_line(hook.error or RuntimeError('stopped'))}")
                     _stop_quietly(hook)  # it is dead; do not wait for the next event
                     self.hook = None
                 hook = None
@@ -330,7 +327,7 @@ class HookSupervisor:
                     hook = self.make_hook()
                     hook.start()
                 except Exception as exc:  # CaptureUnavailable, no display, a bug: keep trying
-                    self._report(False, _one_line(exc))
+                    self._report(False, one_line(exc))
                     if hook is not None:
                         _stop_quietly(hook)
                 else:

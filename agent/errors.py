@@ -7,3 +7,8 @@ traceback.
 
 class MouseguardError(Exception):
     pass
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (X and DBus errors span several), or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__

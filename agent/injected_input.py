@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from agent.errors import one_line
 from agent.events import DRAG, MOVE
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class XInputSources:
 
             d = xdisplay.Display(self.display_name)
         except Exception as exc:
-            raise SourcesUnavailable(f"cannot connect to the X display: {_one_line(exc)}") from None
+            raise SourcesUnavailable(f"cannot connect to the X display: {one_line(exc)}") from None
         try:
             if not d.has_extension("XInputExtension"):
                 raise SourcesUnavailable("the X server has no XInput extension")
@@ -199,7 +200,7 @@ class XInputSources:
             raise
         except Exception as exc:
             d.close()
-            raise SourcesUnavailable(f"cannot watch XInput2 raw events: {_one_line(exc)}") from None
+            raise SourcesUnavailable(f"cannot watch XInput2 raw events: {one_line(exc)}") from None
         self._display = d
         self._caught_up = self.clock()
         self._thread = threading.Thread(target=self._run, name="mouseguard-input-sources", daemon=True)
@@ -231,7 +232,7 @@ class XInputSources:
                     while self._physical and self._physical[0] < now - KEEP_SECONDS:
                         self._physical.popleft()
         except Exception as exc:  # the display went away, a protocol error
-            self.error = _one_line(exc)
+            self.error = one_line(exc)
             log.warning("stopped telling injected input apart: %s", self.error)
         finally:
             with contextlib.suppress(Exception):  # closing a connection the server dropped raises
@@ -273,6 +274,3 @@ def x11_sources(clock: Callable[[], float]) -> XInputSources | None:
         log.warning("injected pointer input cannot be told from a hand's on this display: %s", exc)
         return None
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -16,6 +16,8 @@ import logging
 import threading
 import time
 
+from agent.errors import one_line
+
 log = logging.getLogger("mouseguard.agent")
 
 
@@ -42,14 +44,14 @@ class KeyboardActivity:
                         super().run()
                     except Exception as exc:
                         if owner._listener is self:
-                            log.warning("keys are no longer watched: %s", " ".join(str(exc).split()))
+                            log.warning("keys are no longer watched: %s", one_line(exc))
 
             self._listener = Listener(on_press=self._on_press)
             self._listener.daemon = True
             self._listener.start()
         except Exception as exc:  # ImportError without a display; the backends' own errors
             self._listener = None
-            log.warning("keys are not watched (%s): typing without the mouse is not judged", " ".join(str(exc).split()))
+            log.warning("keys are not watched (%s): typing without the mouse is not judged", one_line(exc))
         return self
 
     def _on_press(self, key) -> None:

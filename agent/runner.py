@@ -632,12 +632,17 @@ class Agent:
             outcome = self._trial_alert(reason)
         else:
             outcome = self.actor.act(reason, action=how)
+        self.consumer.pipeline.decision.reset(now)  # it acted from outside the rolling decision
+        self._acted(outcome, reason)
+
+    def _acted(self, outcome: str, reason: str, score: float | None = None, threshold: float | None = None) -> None:
+        """After a decision acted (pipeline thread): the person now at the mouse is judged afresh
+        after the grace period; the state and the fleet event say what was done."""
         pipeline = self.consumer.pipeline
-        pipeline.cutter.flush()  # whoever is at the mouse after the grace is judged afresh
-        pipeline.decision.reset(now)
+        pipeline.cutter.flush()
         self.grace_until = time.time() + pipeline.decision.grace_seconds
         self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}", anew=True)
-        self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason)
+        self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason, score, threshold)
 
     def _judging_input(self) -> bool:
         """Protecting with a model, not paused, and not in the grace after acting."""
@@ -678,13 +683,7 @@ class Agent:
                     outcome = self._trial_alert(reason)
                 else:
                     outcome = self.actor.act(reason)
-                # The person now at the mouse is judged afresh after the grace period.
-                self.consumer.pipeline.cutter.flush()
-                self.grace_until = time.time() + decision.grace_seconds
-                self.set_state(states.LOCKED if outcome == "locked" else states.ALERTED, f"{outcome}: {reason}",
-                               anew=True)
-                self._report(OUTCOME_EVENTS.get(outcome, fleet_events.ALERTED), reason,
-                             None if v.verdict.fault else v.verdict.rolling, decision.threshold)
+                self._acted(outcome, reason, None if v.verdict.fault else v.verdict.rolling, decision.threshold)
             elif self.hook_ok and self.paused_until is None:
                 if v.verdict.fault:
                     self.set_state(states.NOT_PROTECTING, v.verdict.fault)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from agent.errors import MouseguardError
+from agent.errors import MouseguardError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def recordings_key(create: bool = True) -> bytes:
     except Exception as exc:  # keyring.errors.*, DBus and Secret Service errors, a locked keyring
         _found = False
         why = ("none in this session: no Secret Service on the session bus, no Keychain, no Credential Manager"
-               if type(exc).__name__ == "NoKeyringError" else _one_line(exc))  # (keyring's own is a paragraph)
+               if type(exc).__name__ == "NoKeyringError" else one_line(exc))  # (keyring's own is a paragraph)
         raise SealingUnavailable(f"the OS keyring did not answer ({why})") from None
     _found = True
     if stored is None:
@@ -118,7 +118,7 @@ def forget_key() -> str:
         except PasswordDeleteError:
             return "no recordings key in the OS keyring"
     except Exception as exc:  # no keyring answers: then none holds a key of ours here either
-        return f"no OS keyring answered, so no recordings key was deleted ({_one_line(exc)})"
+        return f"no OS keyring answered, so no recordings key was deleted ({one_line(exc)})"
     return "deleted the recordings key from the OS keyring (sealed copies anywhere are unreadable now)"
 
 
@@ -138,6 +138,3 @@ def _backend_name() -> str:
 
     return type(keyring.get_keyring()).__module__.rsplit(".", 1)[-1]
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
