@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("autostart", help="start the agent at login: enable, disable, or status (is it on?)")
     p.add_argument("action", choices=["enable", "disable", "status"])
 
-    p = sub.add_parser("forget", help="erase your models, recordings, enrolment record, logs and status")
+    p = sub.add_parser("forget", help="erase your models, recordings, enrolment blocks and record, logs and status")
     p.add_argument("--user", help="whose data (default: the login name)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--config", action="store_true", help="erase the configuration file too")
